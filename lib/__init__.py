@@ -1,0 +1,40 @@
+"""``lib``: the from-scratch toolkit that every chapter of the book imports.
+
+Importing ``lib`` runs nothing: no seeding, no device probing, no plotting style.
+Submodules load on first use (``lib.optim``, ``lib.hessian``, ...), so
+``import lib`` stays cheap and a notebook can write ``lib.optim.SGD`` directly.
+
+The two calls every notebook makes in its setup cell::
+
+    import lib
+    lib.seed(0)               # python, numpy and torch generators
+    device = lib.get_device()  # CUDA, then Apple MPS, then CPU; LIB_DEVICE overrides
+"""
+
+import importlib
+from types import ModuleType
+
+from lib.device import get_device, seed
+
+__version__ = "0.1.0"
+
+SUBMODULES = (
+    "data",
+    "device",
+    "hessian",
+    "landscapes",
+    "models",
+    "optim",
+    "plot",
+    "schedules",
+    "train",
+)
+
+__all__ = ["__version__", "get_device", "seed", *SUBMODULES]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Import a submodule the first time it is used as ``lib.<name>``."""
+    if name in SUBMODULES:
+        return importlib.import_module(f"lib.{name}")
+    raise AttributeError(f"module 'lib' has no attribute {name!r}")

@@ -1,0 +1,72 @@
+"""Where tensors live and how runs are made repeatable.
+
+``get_device()`` picks the fastest device present, in this order: CUDA, Apple MPS, CPU.
+The environment variable ``LIB_DEVICE`` overrides the choice, for example
+``LIB_DEVICE=cpu jupyter lab`` to run a notebook on the CPU of a machine with a GPU.
+
+``seed(n)`` seeds every generator a chapter uses (Python's ``random``, NumPy's global
+generator and torch's CPU and CUDA generators) in one explicit call.
+"""
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV_VAR = "LIB_DEVICE"
+
+
+def _available(kind: str) -> bool:
+    if kind == "cpu":
+        return True
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return torch.backends.mps.is_available()
+    return False
+
+
+def get_device() -> torch.device:
+    """Return the device the book computes on.
+
+    Order of preference: CUDA, then Apple MPS, then CPU. Setting the environment
+    variable ``LIB_DEVICE`` to ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` forces a choice.
+
+    Returns:
+        The chosen ``torch.device``.
+
+    Raises:
+        ValueError: if ``LIB_DEVICE`` names no device kind the book knows.
+        RuntimeError: if ``LIB_DEVICE`` names a device this machine does not have.
+    """
+    requested = os.environ.get(DEVICE_ENV_VAR, "").strip()
+    if requested:
+        kind = requested.split(":")[0]
+        if kind not in ("cpu", "cuda", "mps"):
+            raise ValueError(
+                f"{DEVICE_ENV_VAR}={requested!r} is not a device: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
+            )
+        if not _available(kind):
+            raise RuntimeError(f"{DEVICE_ENV_VAR}={requested!r} but this machine has no {kind} device")
+        return torch.device(requested)
+    for kind in ("cuda", "mps"):
+        if _available(kind):
+            return torch.device(kind)
+    return torch.device("cpu")
+
+
+def seed(n: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and all GPUs).
+
+    Args:
+        n: the seed, an integer in [0, 2**32 - 1].
+
+    Raises:
+        ValueError: if ``n`` is not an integer in that range.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {n!r}")
+    random.seed(n)
+    np.random.seed(n)
+    torch.manual_seed(n)  # also seeds every CUDA device
