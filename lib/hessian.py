@@ -1,0 +1,883 @@
+r"""Curvature of a loss: Hessian-vector products, eigenvalues, trace and spectral density.
+
+Every function here works on a loss given as a zero-argument callable that returns a
+scalar tensor, together with the list of parameter tensors the loss depends on::
+
+    def loss():
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    params = list(model.parameters())
+    top, vectors = lib.hessian.eigsh(loss, params, k=1)
+
+The same call serves a two-parameter toy and a network with a million parameters, on the
+CPU or a GPU, in float32 or float64: the Hessian
+
+.. math::
+
+    H = \nabla^2_\theta L(\theta) \in \mathbb{R}^{n \times n}
+
+is never formed (except by :func:`hessian`, for small models); everything is built on the
+Hessian-vector product :math:`Hv`, which costs about one extra backward pass.
+
+Vectors in the parameter space are flat tensors of length ``n`` (the total number of
+parameters), laid out in the order of ``params``; :func:`flatten` and :func:`unflatten`
+convert between the flat vector and a list shaped like ``params``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Classification",
+    "HVPOperator",
+    "SpectralDensity",
+    "TraceEstimate",
+    "classify",
+    "eigsh",
+    "escape_direction",
+    "flatten",
+    "hessian",
+    "hvp",
+    "lanczos",
+    "power_iteration",
+    "power_method",
+    "spectral_density",
+    "trace",
+    "unflatten",
+]
+
+LossFn = Callable[[], Tensor]
+MatVec = Callable[[Tensor], Tensor]
+
+_WHICH = ("LA", "SA", "LM")
+
+
+# --------------------------------------------------------------------------------------
+# Flat vectors in parameter space
+# --------------------------------------------------------------------------------------
+
+
+def flatten(tensors: Sequence[Tensor]) -> Tensor:
+    """Concatenate tensors into one flat vector, in the given order.
+
+    Args:
+        tensors: tensors of any shapes, on one device and of one dtype.
+
+    Returns:
+        A 1-D tensor of length ``sum(t.numel() for t in tensors)``.
+    """
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten(vector: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    """Split a flat vector into tensors shaped like ``like`` (the inverse of :func:`flatten`).
+
+    Args:
+        vector: a 1-D tensor of length ``sum(t.numel() for t in like)``.
+        like: the tensors whose shapes (and order) to follow, usually the parameters.
+
+    Returns:
+        A list of views of ``vector``, one per tensor of ``like``.
+
+    Raises:
+        ValueError: if ``vector`` is not 1-D or its length does not match ``like``.
+    """
+    sizes = [t.numel() for t in like]
+    if vector.dim() != 1 or vector.numel() != sum(sizes):
+        raise ValueError(
+            f"vector must be 1-D with {sum(sizes)} entries (one per parameter), "
+            f"got shape {tuple(vector.shape)}"
+        )
+    return [chunk.view_as(t) for chunk, t in zip(vector.split(sizes), like, strict=True)]
+
+
+def _check_params(params: Sequence[Tensor]) -> list[Tensor]:
+    params = list(params)
+    if len(params) == 0:
+        raise ValueError("params must be a non-empty list of tensors with requires_grad=True")
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise ValueError(f"params[{i}] must be a tensor, got {type(p).__name__}")
+        if not p.requires_grad:
+            raise ValueError(
+                f"params[{i}] (shape {tuple(p.shape)}) does not require grad: "
+                "call requires_grad_() on it or pass only trainable parameters"
+            )
+        if not p.is_floating_point():
+            raise ValueError(f"params[{i}] must be a floating-point tensor, got {p.dtype}")
+    return params
+
+
+def _evaluate(loss: LossFn, params: Sequence[Tensor]) -> Tensor:
+    if not callable(loss):
+        raise ValueError(
+            f"loss must be a zero-argument callable returning a scalar, got {type(loss).__name__}"
+        )
+    value = loss()
+    if not isinstance(value, Tensor) or value.numel() != 1:
+        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"loss() must return a scalar tensor (one element), got {shape}")
+    if not value.requires_grad:
+        raise ValueError("loss() does not depend on params: its result does not require grad")
+    return value.reshape(())
+
+
+# --------------------------------------------------------------------------------------
+# Hessian-vector products
+# --------------------------------------------------------------------------------------
+
+
+class HVPOperator:
+    r"""The Hessian of a loss at the current parameters, as a linear operator :math:`v \mapsto Hv`.
+
+    The gradient :math:`g(\theta) = \nabla L(\theta)` is computed once with its graph kept
+    (``create_graph=True``). A product is then the gradient of :math:`g^\top v` with
+    respect to :math:`\theta` (Pearlmutter's trick):
+
+    .. math::
+
+        Hv = \nabla_\theta \left( \nabla_\theta L(\theta)^\top v \right),
+
+    one backward pass through the gradient's graph, so each product after the first costs
+    about one extra backward pass and the dense :math:`n \times n` matrix is never formed.
+    Build a new operator after the parameters change.
+
+    Args:
+        loss: zero-argument callable returning the scalar loss.
+        params: the tensors the loss depends on (all with ``requires_grad=True``).
+
+    Attributes:
+        dim: the number of parameters :math:`n`.
+        num_products: how many products this operator has computed.
+        loss_value: the loss at the point, detached.
+        gradient: the flat gradient at the point, detached.
+
+    Raises:
+        ValueError: if ``loss()`` is not a scalar depending on ``params``, or a parameter
+            does not require grad.
+
+    References:
+        B. A. Pearlmutter, "Fast exact multiplication by the Hessian", Neural Computation, 1994.
+    """
+
+    def __init__(self, loss: LossFn, params: Sequence[Tensor]) -> None:
+        self.params = _check_params(params)
+        value = _evaluate(loss, self.params)
+        grads = torch.autograd.grad(value, self.params, create_graph=True, allow_unused=True)
+        # a parameter the loss does not touch has zero gradient and zero curvature
+        grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params, strict=True)]
+        self._flat_grad = flatten(grads)
+        self.dim = self._flat_grad.numel()
+        self.num_products = 0
+        self.loss_value = value.detach()
+        self.gradient = self._flat_grad.detach()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the parameters (and of the vectors this operator takes)."""
+        return self._flat_grad.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the parameters (and of the vectors this operator takes)."""
+        return self._flat_grad.device
+
+    def __call__(self, v: Tensor) -> Tensor:
+        """Return :math:`Hv` for a flat vector ``v`` of length ``dim``.
+
+        Args:
+            v: a 1-D tensor with one entry per parameter, in the order of ``params``.
+
+        Returns:
+            The flat product :math:`Hv`, detached, same dtype and device as the parameters.
+
+        Raises:
+            ValueError: if ``v`` does not have shape ``(dim,)``.
+        """
+        if v.shape != (self.dim,):
+            raise ValueError(
+                f"v must have shape ({self.dim},) (one entry per parameter), got {tuple(v.shape)}"
+            )
+        self.num_products += 1
+        if not self._flat_grad.requires_grad:  # the loss is linear in params: H = 0
+            return torch.zeros_like(self.gradient)
+        v = v.to(dtype=self.dtype, device=self.device)
+        # Hv = d/dtheta (g . v); retain_graph keeps g's graph for the next product
+        hv = torch.autograd.grad(
+            self._flat_grad, self.params, grad_outputs=v, retain_graph=True, allow_unused=True
+        )
+        hv = [torch.zeros_like(p) if h is None else h for h, p in zip(hv, self.params, strict=True)]
+        return flatten(hv).detach()
+
+
+def hvp(loss: LossFn, params: Sequence[Tensor], v: Tensor | Sequence[Tensor]) -> Tensor | list[Tensor]:
+    r"""One Hessian-vector product :math:`Hv` without forming the Hessian.
+
+    .. math::
+
+        Hv = \nabla_\theta \left( \nabla_\theta L(\theta)^\top v \right)
+
+    For many products at one point, build an :class:`HVPOperator` once and call it: the
+    gradient's graph is then reused and each product costs one backward pass.
+
+    Args:
+        loss: zero-argument callable returning the scalar loss.
+        params: the tensors the loss depends on (all with ``requires_grad=True``).
+        v: the direction, either a flat vector with one entry per parameter or a list of
+            tensors shaped like ``params``.
+
+    Returns:
+        :math:`Hv` in the form ``v`` was given (flat vector or list shaped like ``params``).
+
+    Raises:
+        ValueError: for a non-scalar loss, parameters without grad, or a ``v`` whose shape
+            does not match ``params``.
+
+    References:
+        B. A. Pearlmutter, "Fast exact multiplication by the Hessian", Neural Computation, 1994.
+    """
+    op = HVPOperator(loss, params)
+    if isinstance(v, Tensor):
+        return op(v)
+    v = list(v)
+    if len(v) != len(op.params) or any(a.shape != p.shape for a, p in zip(v, op.params, strict=False)):
+        raise ValueError("v must be a flat vector or a list of tensors shaped like params")
+    return unflatten(op(flatten(v)), op.params)
+
+
+def hessian(loss: LossFn, params: Sequence[Tensor]) -> Tensor:
+    r"""The dense Hessian :math:`H_{ij} = \partial^2 L / \partial\theta_i \partial\theta_j`, for small models.
+
+    Built column by column, :math:`H e_j` for each basis vector :math:`e_j`, so it costs
+    ``n`` Hessian-vector products and :math:`n^2` memory. The rows and columns follow the
+    flat order of ``params`` (see :func:`flatten`).
+
+    Args:
+        loss: zero-argument callable returning the scalar loss.
+        params: the tensors the loss depends on (all with ``requires_grad=True``).
+
+    Returns:
+        The symmetric ``(n, n)`` Hessian, on the device and in the dtype of ``params``.
+
+    Raises:
+        ValueError: for a non-scalar loss or parameters without grad.
+    """
+    op = HVPOperator(loss, params)
+    eye = torch.eye(op.dim, dtype=op.dtype, device=op.device)
+    columns = [op(eye[j]) for j in range(op.dim)]
+    h = torch.stack(columns, dim=1)  # (n, n), column j is H e_j
+    # symmetrize away the rounding differences between H_ij and H_ji
+    return 0.5 * (h + h.T)
+
+
+# --------------------------------------------------------------------------------------
+# Extreme eigenvalues: Lanczos and power iteration
+# --------------------------------------------------------------------------------------
+
+
+def _check_which(which: str) -> None:
+    if which not in _WHICH:
+        raise ValueError(
+            f"which must be one of {_WHICH} ('LA', 'SA' or 'LM' as in SciPy's eigsh), got {which!r}"
+        )
+
+
+def _order(values: Tensor, which: str) -> Tensor:
+    """Indices of ``values`` from most to least wanted."""
+    if which == "LA":
+        return torch.argsort(values, descending=True)
+    if which == "SA":
+        return torch.argsort(values)
+    return torch.argsort(values.abs(), descending=True)
+
+
+def _random_vector(
+    dim: int, dtype: torch.dtype, device: torch.device, generator: torch.Generator, rademacher: bool = False
+) -> Tensor:
+    if rademacher:
+        z = torch.randint(0, 2, (dim,), generator=generator, device=device).to(dtype)
+        return 2.0 * z - 1.0
+    return torch.randn(dim, generator=generator, dtype=dtype, device=device)
+
+
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _default_tol(dtype: torch.dtype) -> float:
+    return math.sqrt(torch.finfo(dtype).eps)
+
+
+def _lanczos_tridiagonal(
+    matvec: MatVec,
+    v0: Tensor,
+    steps: int,
+    generator: torch.Generator | None = None,
+    stop: Callable[[list[float], list[float], Tensor], bool] | None = None,
+) -> tuple[list[float], list[float], Tensor]:
+    r"""Run Lanczos with full reorthogonalization; return alphas, betas and the basis Q.
+
+    The recurrence, with :math:`q_1 = v_0 / \lVert v_0 \rVert`, :math:`\beta_1 = 0`:
+
+    .. math::
+
+        w = A q_j - \beta_j q_{j-1}, \quad \alpha_j = q_j^\top w, \quad
+        w \leftarrow w - \alpha_j q_j - Q_j (Q_j^\top w), \quad
+        \beta_{j+1} = \lVert w \rVert, \quad q_{j+1} = w / \beta_{j+1}.
+
+    ``stop(alphas, betas, Q)`` is consulted after each step; when it returns True the
+    iteration ends. On breakdown (:math:`\beta_{j+1} \approx 0`, an invariant subspace)
+    the next vector is a fresh random one orthogonal to Q, with :math:`\beta = 0`.
+    """
+    dim = v0.numel()
+    q = v0 / torch.linalg.vector_norm(v0)
+    basis = [q]
+    alphas: list[float] = []
+    betas: list[float] = []  # betas[j] couples q_j and q_{j+1}
+    scale = 0.0
+    for j in range(steps):
+        w = matvec(basis[j])
+        # alpha_j = q_j^T A q_j
+        alpha = torch.dot(basis[j], w)
+        # full reorthogonalization, twice ("twice is enough"), against every q so far
+        q_mat = torch.stack(basis)  # (j+1, n)
+        w = w - q_mat.T @ (q_mat @ w)
+        w = w - q_mat.T @ (q_mat @ w)
+        alphas.append(alpha.item())
+        beta = torch.linalg.vector_norm(w).item()
+        scale = max(scale, abs(alphas[-1]), beta)
+        if stop is not None and stop(alphas, [*betas, beta], q_mat):
+            betas.append(beta)
+            break
+        if j + 1 >= min(steps, dim):
+            betas.append(beta)
+            break
+        if beta <= 1e3 * torch.finfo(v0.dtype).eps * max(scale, 1.0):
+            # invariant subspace found: restart with a random vector orthogonal to Q
+            beta = 0.0
+            gen = generator if generator is not None else torch.Generator(device=v0.device).manual_seed(j)
+            w = _random_vector(dim, v0.dtype, v0.device, gen)
+            w = w - q_mat.T @ (q_mat @ w)
+            w = w - q_mat.T @ (q_mat @ w)
+            basis.append(w / torch.linalg.vector_norm(w))
+        else:
+            basis.append(w / beta)
+        betas.append(beta)
+    return alphas, betas, torch.stack(basis[: len(alphas)])
+
+
+def _tridiagonal(alphas: list[float], betas: list[float]) -> Tensor:
+    """The Lanczos matrix T (float64, CPU: it is tiny) from its diagonals."""
+    m = len(alphas)
+    t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    if m > 1:
+        off = torch.tensor(betas[: m - 1], dtype=torch.float64)
+        t = t + torch.diag(off, 1) + torch.diag(off, -1)
+    return t
+
+
+def lanczos(
+    matvec: MatVec,
+    v0: Tensor,
+    k: int = 6,
+    which: str = "LA",
+    *,
+    max_iter: int | None = None,
+    tol: float | None = None,
+    callback: Callable[[int, Tensor], bool | None] | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""The ``k`` extreme eigenpairs of a symmetric operator, by Lanczos with full reorthogonalization.
+
+    Lanczos builds an orthonormal basis :math:`Q_m` of the Krylov space
+    :math:`\mathrm{span}\{v_0, Av_0, \dots, A^{m-1}v_0\}` in which :math:`A` is the
+    tridiagonal matrix :math:`T_m = Q_m^\top A Q_m`. The eigenpairs
+    :math:`T_m s_i = \theta_i s_i` give Ritz pairs :math:`(\theta_i, Q_m s_i)`, whose
+    extreme members converge quickly to the extreme eigenpairs of :math:`A`. The residual
+    of a Ritz pair is known without another product:
+
+    .. math::
+
+        \lVert A Q_m s_i - \theta_i Q_m s_i \rVert = \beta_{m+1} \lvert s_{m,i} \rvert,
+
+    and the iteration stops once the ``k`` wanted pairs have residual at most
+    :math:`\mathrm{tol} \cdot \max_i \lvert\theta_i\rvert`. Every new basis vector is
+    re-orthogonalized against all previous ones, which keeps the basis orthonormal in
+    floating point (no spurious copies of converged eigenvalues) at the cost of storing
+    :math:`Q_m`.
+
+    Args:
+        matvec: the operator, a function ``v -> A v`` on flat vectors (for instance an
+            :class:`HVPOperator`).
+        v0: the starting vector; it fixes the dimension, dtype and device.
+        k: how many eigenpairs, ``1 <= k <= n``.
+        which: ``"LA"`` largest algebraic, ``"SA"`` smallest algebraic, ``"LM"`` largest
+            magnitude (as in SciPy's ``eigsh``).
+        max_iter: the most products (Krylov dimension); defaults to ``min(n, max(20 * k, 100))``.
+        tol: relative residual at which a Ritz pair counts as converged; defaults to the
+            square root of the dtype's machine epsilon.
+        callback: called as ``callback(j, values)`` after the ``j``-th product with the
+            current ``k`` wanted Ritz values (most wanted first); returning True stops.
+
+    Returns:
+        ``(eigenvalues, eigenvectors)``: eigenvalues of shape ``(k,)``, most wanted first
+        (descending for ``"LA"`` and ``"LM"`` by magnitude, ascending for ``"SA"``; SciPy
+        sorts all in ascending order), and unit eigenvectors as the columns of an
+        ``(n, k)`` tensor, in the dtype and on the device of ``v0``.
+
+    Raises:
+        ValueError: if ``k`` is outside ``[1, n]``, ``which`` is unknown, ``max_iter < k``
+            or ``v0`` is not a non-zero 1-D tensor.
+
+    Warns:
+        RuntimeWarning: if the wanted pairs did not converge within ``max_iter`` products.
+
+    References:
+        C. Lanczos, "An iteration method for the solution of the eigenvalue problem of
+        linear differential and integral operators", J. Res. Nat. Bur. Standards, 1950.
+        G. H. Golub and C. F. Van Loan, *Matrix Computations*, 4th ed., section 10.1.
+    """
+    _check_which(which)
+    if v0.dim() != 1 or not torch.linalg.vector_norm(v0) > 0:
+        raise ValueError(f"v0 must be a non-zero 1-D tensor, got shape {tuple(v0.shape)}")
+    dim = v0.numel()
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= dim:
+        raise ValueError(f"k must be an integer in [1, {dim}] (the number of parameters), got {k!r}")
+    if max_iter is None:
+        max_iter = min(dim, max(20 * k, 100))
+    if not k <= max_iter:
+        raise ValueError(f"max_iter must be at least k={k}, got {max_iter}")
+    max_iter = min(max_iter, dim)
+    tol = _default_tol(v0.dtype) if tol is None else tol
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol}")
+
+    state = {"converged": False}
+
+    def stop(alphas: list[float], betas: list[float], q_mat: Tensor) -> bool:
+        m = len(alphas)
+        if m < k:
+            return False
+        theta, s = torch.linalg.eigh(_tridiagonal(alphas, betas))
+        idx = _order(theta, which)[:k]
+        residuals = abs(betas[-1]) * s[m - 1, idx].abs()
+        converged = bool((residuals <= tol * theta.abs().max().clamp_min(1e-300)).all())
+        state["converged"] = converged or m == dim
+        if callback is not None and callback(m, theta[idx].to(v0.dtype)):
+            state["converged"] = True  # the caller decided to stop
+            return True
+        return converged
+
+    gen = torch.Generator(device=v0.device).manual_seed(0)
+    alphas, betas, q_mat = _lanczos_tridiagonal(matvec, v0, max_iter, generator=gen, stop=stop)
+    if not state["converged"]:
+        warnings.warn(
+            f"Lanczos did not converge to tol={tol:.1e} in max_iter={max_iter} products; "
+            "raise max_iter or tol",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    theta, s = torch.linalg.eigh(_tridiagonal(alphas, betas))
+    idx = _order(theta, which)[:k]
+    values = theta[idx].to(dtype=v0.dtype, device=v0.device)
+    # Ritz vectors Q_m s_i, (n, m) @ (m, k)
+    vectors = q_mat.T @ s[:, idx].to(dtype=v0.dtype, device=v0.device)
+    vectors = vectors / torch.linalg.vector_norm(vectors, dim=0, keepdim=True)
+    return values, vectors
+
+
+def eigsh(
+    loss: LossFn,
+    params: Sequence[Tensor],
+    k: int = 6,
+    which: str = "LA",
+    *,
+    max_iter: int | None = None,
+    tol: float | None = None,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    r"""The ``k`` extreme eigenpairs of the Hessian of ``loss``, by Lanczos (see :func:`lanczos`).
+
+    .. math::
+
+        H u_i = \lambda_i u_i, \qquad H = \nabla^2_\theta L(\theta),
+
+    using only Hessian-vector products from one :class:`HVPOperator` and a seeded random
+    start vector.
+
+    Args:
+        loss: zero-argument callable returning the scalar loss.
+        params: the tensors the loss depends on (all with ``requires_grad=True``).
+        k: how many eigenpairs, ``1 <= k <= n`` (the number of parameters).
+        which: ``"LA"`` largest algebraic, ``"SA"`` smallest algebraic, ``"LM"`` largest
+            magnitude.
+        max_iter: the most Hessian-vector products; see :func:`lanczos`.
+        tol: relative residual for convergence; see :func:`lanczos`.
+        seed: seed of the random start vector.
+
+    Returns:
+        ``(eigenvalues, eigenvectors)``: shape ``(k,)`` most wanted first, and unit
+        eigenvectors as the columns of an ``(n, k)`` tensor in the flat order of ``params``.
+
+    Raises:
+        ValueError: for a non-scalar loss, parameters without grad, ``k`` outside
+            ``[1, n]`` or an unknown ``which``.
+    """
+    op = HVPOperator(loss, params)
+    _check_which(which)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= op.dim:
+        raise ValueError(f"k must be an integer in [1, {op.dim}] (the number of parameters), got {k!r}")
+    v0 = _random_vector(op.dim, op.dtype, op.device, _generator(seed, op.device))
+    return lanczos(op, v0, k, which, max_iter=max_iter, tol=tol)
+
+
+def power_method(
+    matvec: MatVec,
+    v0: Tensor,
+    *,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    callback: Callable[[int, float], bool | None] | None = None,
+) -> tuple[float, Tensor]:
+    r"""The eigenvalue of largest magnitude of a symmetric operator, by power iteration.
+
+    .. math::
+
+        v_{t+1} = \frac{A v_t}{\lVert A v_t \rVert}, \qquad
+        \lambda_t = v_t^\top A v_t \ \text{(Rayleigh quotient)}.
+
+    The error shrinks like :math:`(\lambda_2 / \lambda_1)^{2t}`, slowly when the two top
+    magnitudes are close; Lanczos (:func:`lanczos`) uses the same products far better.
+    Stops when :math:`\lvert \lambda_t - \lambda_{t-1} \rvert \le \mathrm{tol}\,\lvert\lambda_t\rvert`.
+
+    Args:
+        matvec: the operator, a function ``v -> A v`` on flat vectors.
+        v0: the starting vector; it fixes the dimension, dtype and device.
+        max_iter: the most products.
+        tol: relative change of the Rayleigh quotient at which to stop.
+        callback: called as ``callback(t, eigenvalue)`` after the ``t``-th product;
+            returning True stops.
+
+    Returns:
+        ``(eigenvalue, eigenvector)``: the estimate as a float and the unit vector.
+
+    Raises:
+        ValueError: if ``max_iter < 1``, ``tol <= 0`` or ``v0`` is not a non-zero 1-D tensor.
+
+    References:
+        R. von Mises and H. Pollaczek-Geiringer, "Praktische Verfahren der
+        Gleichungsauflösung", ZAMM, 1929.
+    """
+    if v0.dim() != 1 or not torch.linalg.vector_norm(v0) > 0:
+        raise ValueError(f"v0 must be a non-zero 1-D tensor, got shape {tuple(v0.shape)}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol}")
+    v = v0 / torch.linalg.vector_norm(v0)
+    eigenvalue = math.nan
+    for t in range(1, max_iter + 1):
+        av = matvec(v)
+        # Rayleigh quotient lambda_t = v^T A v (v has unit norm)
+        new = torch.dot(v, av).item()
+        norm = torch.linalg.vector_norm(av)
+        if norm == 0:  # v is in the null space: A v = 0
+            return 0.0, v
+        v = av / norm
+        previous, eigenvalue = eigenvalue, new
+        if callback is not None and callback(t, eigenvalue):
+            break
+        if abs(eigenvalue - previous) <= tol * abs(eigenvalue):
+            break
+    return eigenvalue, v
+
+
+def power_iteration(
+    loss: LossFn, params: Sequence[Tensor], *, max_iter: int = 1000, tol: float = 1e-6, seed: int = 0
+) -> tuple[float, Tensor]:
+    r"""The Hessian eigenvalue of largest magnitude by power iteration (see :func:`power_method`).
+
+    .. math::
+
+        v_{t+1} = \frac{H v_t}{\lVert H v_t \rVert}, \qquad \lambda_t = v_t^\top H v_t.
+
+    Args:
+        loss: zero-argument callable returning the scalar loss.
+        params: the tensors the loss depends on (all with ``requires_grad=True``).
+        max_iter: the most Hessian-vector products.
+        tol: relative change of the estimate at which to stop.
+        seed: seed of the random start vector.
+
+    Returns:
+        ``(eigenvalue, eigenvector)``: a float and a flat unit vector.
+
+    Raises:
+        ValueError: for a non-scalar loss, parameters without grad, or bad ``max_iter``/``tol``.
+    """
+    op = HVPOperator(loss, params)
+    v0 = _random_vector(op.dim, op.dtype, op.device, _generator(seed, op.device))
+    return power_method(op, v0, max_iter=max_iter, tol=tol)
+
+
+# --------------------------------------------------------------------------------------
+# Trace and spectral density
+# --------------------------------------------------------------------------------------
+
+
+class TraceEstimate(NamedTuple):
+    """Hutchinson's estimate of the trace and its standard error."""
+
+    estimate: float
+    stderr: float
+
+
+def trace(loss: LossFn, params: Sequence[Tensor], num_samples: int = 100, *, seed: int = 0) -> TraceEstimate:
+    r"""Hutchinson's estimate of :math:`\operatorname{tr} H` from Hessian-vector products.
+
+    For Rademacher vectors :math:`z` (entries :math:`\pm 1` with equal probability),
+    :math:`\mathbb{E}[z^\top H z] = \operatorname{tr} H`, so
+
+    .. math::
+
+        \widehat{\operatorname{tr} H} = \frac{1}{N} \sum_{s=1}^{N} z_s^\top H z_s, \qquad
+        \mathrm{SE} = \frac{\operatorname{std}(z_s^\top H z_s)}{\sqrt{N}}.
+
+    Args:
+        loss: zero-argument callable returning the scalar loss.
+        params: the tensors the loss depends on (all with ``requires_grad=True``).
+        num_samples: the number of probe vectors :math:`N`, at least 2.
+        seed: seed of the probe vectors.
+
+    Returns:
+        ``TraceEstimate(estimate, stderr)`` as floats.
+
+    Raises:
+        ValueError: for a non-scalar loss, parameters without grad, or ``num_samples < 2``.
+
+    References:
+        M. F. Hutchinson, "A stochastic estimator of the trace of the influence matrix for
+        Laplacian smoothing splines", Communications in Statistics, 1990.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
+        raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
+    op = HVPOperator(loss, params)
+    gen = _generator(seed, op.device)
+    samples = []
+    for _ in range(num_samples):
+        z = _random_vector(op.dim, op.dtype, op.device, gen, rademacher=True)
+        # one sample z^T H z
+        samples.append(torch.dot(z, op(z)))
+    values = torch.stack(samples).double()
+    return TraceEstimate(values.mean().item(), (values.std() / math.sqrt(num_samples)).item())
+
+
+@dataclass(frozen=True)
+class SpectralDensity:
+    r"""A spectral density as weighted nodes, from stochastic Lanczos quadrature.
+
+    .. math::
+
+        \phi(\lambda) \approx \sum_i w_i \, \delta(\lambda - \lambda_i), \qquad \sum_i w_i = 1.
+
+    Attributes:
+        nodes: the quadrature nodes :math:`\lambda_i` (Ritz values), shape ``(m,)``.
+        weights: their weights :math:`w_i`, shape ``(m,)``, summing to one.
+    """
+
+    nodes: Tensor
+    weights: Tensor
+
+    def smooth(self, grid: Tensor, sigma: float | None = None) -> Tensor:
+        r"""The density on a grid, each node spread into a Gaussian of width ``sigma``.
+
+        .. math::
+
+            \phi_\sigma(t) = \sum_i w_i \, \frac{1}{\sigma\sqrt{2\pi}}
+            \exp\left(-\frac{(t - \lambda_i)^2}{2\sigma^2}\right)
+
+        Args:
+            grid: points :math:`t` at which to evaluate, shape ``(g,)``.
+            sigma: kernel width; defaults to 1% of the span of the nodes.
+
+        Returns:
+            The smoothed density at ``grid``, shape ``(g,)``.
+
+        Raises:
+            ValueError: if ``sigma`` is not positive.
+        """
+        if sigma is None:
+            span = (self.nodes.max() - self.nodes.min()).item()
+            sigma = 0.01 * span if span > 0 else 1.0
+        if not sigma > 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        grid = grid.to(self.nodes)
+        z = (grid[:, None] - self.nodes[None, :]) / sigma  # (g, m)
+        kernel = torch.exp(-0.5 * z**2) / (sigma * math.sqrt(2 * math.pi))
+        return kernel @ self.weights
+
+
+def spectral_density(
+    loss: LossFn, params: Sequence[Tensor], num_probes: int = 10, num_steps: int = 60, *, seed: int = 0
+) -> SpectralDensity:
+    r"""The Hessian's eigenvalue density by stochastic Lanczos quadrature.
+
+    For a unit probe :math:`v`, :math:`v^\top f(H) v = \sum_j f(\lambda_j)(u_j^\top v)^2`
+    is a quadrature against the spectrum. ``num_steps`` steps of Lanczos from :math:`v`
+    give a tridiagonal :math:`T = S \Theta S^\top` whose Gaussian quadrature has nodes
+    :math:`\theta_i` and weights :math:`s_{1,i}^2`. Averaging over random probes
+    (:math:`\mathbb{E}[(u_j^\top v)^2] = 1/n`):
+
+    .. math::
+
+        \phi(\lambda) = \frac{1}{n}\sum_{j=1}^n \delta(\lambda - \lambda_j) \approx
+        \frac{1}{P} \sum_{p=1}^{P} \sum_{i=1}^{m} s^{(p)\,2}_{1,i}\,
+        \delta(\lambda - \theta^{(p)}_i).
+
+    Args:
+        loss: zero-argument callable returning the scalar loss.
+        params: the tensors the loss depends on (all with ``requires_grad=True``).
+        num_probes: the number of random probe vectors :math:`P`.
+        num_steps: Lanczos steps per probe :math:`m` (capped at ``n``).
+        seed: seed of the probes.
+
+    Returns:
+        A :class:`SpectralDensity` with ``num_probes * m`` nodes and weights summing to one;
+        ``.smooth(grid)`` turns it into a curve.
+
+    Raises:
+        ValueError: for a non-scalar loss, parameters without grad, or non-positive
+            ``num_probes`` or ``num_steps``.
+
+    References:
+        B. Ghorbani, S. Krishnan and Y. Xiao, "An investigation into neural net optimization
+        via Hessian eigenvalue density", ICML 2019.
+        L. Lin, Y. Saad and C. Yang, "Approximating spectral densities of large matrices",
+        SIAM Review, 2016.
+    """
+    for name, value in (("num_probes", num_probes), ("num_steps", num_steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    op = HVPOperator(loss, params)
+    gen = _generator(seed, op.device)
+    steps = min(num_steps, op.dim)
+    nodes, weights = [], []
+    for _ in range(num_probes):
+        v = _random_vector(op.dim, op.dtype, op.device, gen, rademacher=True)
+        alphas, betas, _ = _lanczos_tridiagonal(op, v, steps, generator=gen)
+        theta, s = torch.linalg.eigh(_tridiagonal(alphas, betas))
+        nodes.append(theta)
+        # Gauss quadrature weights: squared first components of T's eigenvectors
+        weights.append(s[0] ** 2 / num_probes)
+    return SpectralDensity(
+        torch.cat(nodes).to(dtype=op.dtype, device=op.device),
+        torch.cat(weights).to(dtype=op.dtype, device=op.device),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Critical points
+# --------------------------------------------------------------------------------------
+
+
+class Classification(NamedTuple):
+    """What kind of critical point a Hessian spectrum describes."""
+
+    kind: str
+    minimum_ratio: float
+
+
+def classify(eigenvalues: Tensor | Sequence[float], tol: float = 1e-6) -> Classification:
+    r"""Classify a critical point from its Hessian eigenvalues (the second-order test).
+
+    At a point where :math:`\nabla L = 0`, :math:`L(\theta + \delta) \approx L(\theta) +
+    \tfrac12 \delta^\top H \delta`, so with eigenvalues counted as zero when
+    :math:`\lvert\lambda\rvert \le \mathrm{tol}`:
+
+    - all :math:`\lambda_i > 0`: ``"local minimum"``;
+    - all :math:`\lambda_i < 0`: ``"local maximum"``;
+    - some positive and some negative: ``"saddle point"`` (whatever zeros there are);
+    - otherwise (zeros, and no sign change): ``"degenerate"``, the second-order test
+      cannot decide.
+
+    The minimum ratio is the fraction of positive eigenvalues,
+
+    .. math::
+
+        \text{minimum ratio} = \frac{\#\{i : \lambda_i > \mathrm{tol}\}}{n}.
+
+    Args:
+        eigenvalues: all ``n`` eigenvalues of the Hessian.
+        tol: magnitude below which an eigenvalue counts as zero, non-negative.
+
+    Returns:
+        ``Classification(kind, minimum_ratio)``.
+
+    Raises:
+        ValueError: if ``eigenvalues`` is empty or not finite, or ``tol`` is negative.
+    """
+    values = torch.as_tensor(eigenvalues).detach().reshape(-1)
+    if values.numel() == 0:
+        raise ValueError("eigenvalues must not be empty")
+    if not torch.isfinite(values).all():
+        raise ValueError("eigenvalues must be finite")
+    if not tol >= 0:
+        raise ValueError(f"tol must be non-negative, got {tol}")
+    positive = int((values > tol).sum())
+    negative = int((values < -tol).sum())
+    n = values.numel()
+    if positive == n:
+        kind = "local minimum"
+    elif negative == n:
+        kind = "local maximum"
+    elif positive > 0 and negative > 0:
+        kind = "saddle point"
+    else:
+        kind = "degenerate"
+    return Classification(kind, positive / n)
+
+
+def escape_direction(
+    loss: LossFn, params: Sequence[Tensor], *, tol: float = 1e-6, seed: int = 0
+) -> tuple[float, Tensor]:
+    r"""A direction that lowers the loss at a saddle: the eigenvector of the most negative eigenvalue.
+
+    At a critical point, moving by :math:`\eta u` along a unit eigenvector with
+    :math:`Hu = \lambda u` changes the loss by
+
+    .. math::
+
+        L(\theta + \eta u) - L(\theta) \approx \tfrac12 \eta^2 \lambda < 0
+        \quad \text{when } \lambda < 0,
+
+    in either direction :math:`\pm u`.
+
+    Args:
+        loss: zero-argument callable returning the scalar loss.
+        params: the tensors the loss depends on (all with ``requires_grad=True``).
+        tol: the most negative eigenvalue must be below ``-tol``.
+        seed: seed of the Lanczos start vector.
+
+    Returns:
+        ``(eigenvalue, direction)``: the most negative eigenvalue and its flat unit
+        eigenvector (use :func:`unflatten` to shape it like ``params``).
+
+    Raises:
+        ValueError: if the Hessian has no eigenvalue below ``-tol`` (no direction of
+            negative curvature), or for bad ``loss``/``params``.
+    """
+    values, vectors = eigsh(loss, params, k=1, which="SA", seed=seed)
+    eigenvalue = values[0].item()
+    if not eigenvalue < -tol:
+        raise ValueError(
+            f"no direction of negative curvature: smallest eigenvalue {eigenvalue:.3g} >= -tol={-tol:.3g}"
+        )
+    return eigenvalue, vectors[:, 0]
