@@ -1,0 +1,783 @@
+r"""Data for the book, all of it available offline.
+
+Real data that ships with a dependency:
+
+- :func:`load_digits`: scikit-learn's bundled 8x8 handwritten digits (1797 images).
+- :func:`load_mnist1d`: MNIST-1D (Greydanus, 2020), generated locally by the ``mnist1d``
+  package's own generator from its default seed and settings (never its downloader).
+
+Synthetic sets, each deterministic for a given ``seed``:
+
+- :func:`make_scaled_regression`: a linear regression whose features live on very
+  different scales (feature normalization).
+- :func:`make_noisy_function`: noisy samples of a 1-D function (polynomial fits, overfitting).
+- :func:`make_moons` and :func:`make_spirals`: 2-D classification surfaces.
+- :func:`make_threshold_data`, :func:`threshold_grid`, :func:`threshold_errors` and
+  :func:`threshold_true_error`: a 1-D threshold task with a finite hypothesis class (the
+  generalization bound).
+- :func:`make_shifted_moons`: a training set, a test set from the same distribution and a
+  shifted test set (mismatch).
+
+Every split is a :class:`TensorData` ``(x, y)`` named tuple; a data set with a fixed
+train/validation/test split is a :class:`Splits`. :class:`BatchLoader` shuffles and
+batches tensors on their device, and :class:`RandomShiftRotate` augments image batches
+on the device.
+
+Random numbers are drawn from a seeded CPU ``torch.Generator`` and the result is then
+moved to ``device``, so a data set is the same on every device.
+
+The optional larger data set, Fashion-MNIST (:func:`load_fashion_mnist`), is read from a
+local folder and fetched only when ``download=True`` is passed explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import math
+import random
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+DeviceLike = torch.device | str | None
+
+
+class TensorData(NamedTuple):
+    """Inputs and targets of one split, as a named tuple ``(x, y)``.
+
+    Attributes:
+        x: the inputs, float32, one sample per row of the first dimension.
+        y: the targets: int64 class labels for classification, float32 for regression.
+    """
+
+    x: Tensor
+    y: Tensor
+
+    def to(self, device: DeviceLike) -> TensorData:
+        """Return a copy on ``device`` (the same object's tensors if already there)."""
+        return TensorData(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A data set with a fixed train/validation/test split.
+
+    Attributes:
+        train: the training split.
+        val: the validation split (for early stopping and model choice).
+        test: the test split (touched once, at the end).
+        num_classes: the number of classes, or ``None`` for regression.
+    """
+
+    train: TensorData
+    val: TensorData
+    test: TensorData
+    num_classes: int | None = None
+
+    def to(self, device: DeviceLike) -> Splits:
+        """Return a copy with every split on ``device``."""
+        return Splits(self.train.to(device), self.val.to(device), self.test.to(device), self.num_classes)
+
+
+def _generator(seed: int) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def _check_positive_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_non_negative(name: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _split(
+    x: Tensor, y: Tensor, sizes: tuple[int, int, int], seed: int, device: DeviceLike, num_classes: int | None
+) -> Splits:
+    """Shuffle ``(x, y)`` with ``seed`` and cut it into train, validation and test."""
+    n_train, n_val, n_test = sizes
+    if n_train + n_val + n_test != len(x):
+        raise ValueError(f"split sizes {sizes} must add up to the {len(x)} samples")
+    order = torch.randperm(len(x), generator=_generator(seed))
+    x, y = x[order].to(device), y[order].to(device)
+    cuts = (n_train, n_train + n_val)
+    return Splits(
+        TensorData(x[: cuts[0]], y[: cuts[0]]),
+        TensorData(x[cuts[0] : cuts[1]], y[cuts[0] : cuts[1]]),
+        TensorData(x[cuts[1] :], y[cuts[1] :]),
+        num_classes,
+    )
+
+
+# --------------------------------------------------------------------------- real data
+
+
+def load_digits(*, flatten: bool = False, seed: int = 0, device: DeviceLike = None) -> Splits:
+    """scikit-learn's bundled 8x8 handwritten digits with a fixed 1197/300/300 split.
+
+    The pixel values (integers 0 to 16) are divided by 16, so inputs lie in [0, 1].
+
+    Args:
+        flatten: return inputs of shape ``(N, 64)`` instead of images ``(N, 1, 8, 8)``.
+        seed: the seed of the shuffle that defines the split; keep the default for the
+            book's split.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        The :class:`Splits`, float32 inputs and int64 labels 0 to 9, ``num_classes=10``.
+
+    References:
+        Alpaydin and Kaynak, "Optical Recognition of Handwritten Digits", UCI Machine
+        Learning Repository, 1998.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    x = torch.tensor(bunch.data, dtype=torch.float32) / 16.0
+    x = x if flatten else x.reshape(-1, 1, 8, 8)
+    y = torch.tensor(bunch.target, dtype=torch.int64)
+    return _split(x, y, (1197, 300, 300), seed, device, 10)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Generate MNIST-1D with the package's default settings (about 4 s, cached in memory)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    # make_dataset reseeds Python's and NumPy's global generators: put them back afterwards
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+    return data["x"], data["y"], data["x_test"], data["y_test"]
+
+
+def load_mnist1d(*, seed: int = 0, device: DeviceLike = None) -> Splits:
+    """MNIST-1D generated locally, with a fixed 3200/800/1000 split.
+
+    The ``mnist1d`` package's generator runs with its default arguments (5000 signals of
+    length 40, seed 42), which reproduces the published data set; its 4000 training
+    signals are split into 3200 for training and 800 for validation, and its 1000 test
+    signals are the test split. The first call takes a few seconds; the arrays are then
+    kept in memory for the rest of the process (nothing is written to disk).
+
+    Args:
+        seed: the seed of the shuffle that cuts validation from training; keep the
+            default for the book's split.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        The :class:`Splits`: float32 inputs ``(N, 40)``, int64 labels 0 to 9,
+        ``num_classes=10``.
+
+    References:
+        Greydanus and Kobak, "Scaling down deep learning with MNIST-1D", ICML 2024.
+    """
+    x_train, y_train, x_test, y_test = _mnist1d_arrays()
+    x = torch.tensor(x_train, dtype=torch.float32)
+    y = torch.tensor(y_train, dtype=torch.int64)
+    train_val = _split(x, y, (3200, 800, 0), seed, device, 10)
+    test = TensorData(
+        torch.tensor(x_test, dtype=torch.float32, device=device),
+        torch.tensor(y_test, dtype=torch.int64, device=device),
+    )
+    return Splits(train_val.train, train_val.val, test, 10)
+
+
+FASHION_MNIST_URL = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
+FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as handle:
+        raw = handle.read()
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def _fetch(url: str, target: Path, md5: str) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            payload = response.read()
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        raise RuntimeError(
+            f"could not download {url} ({error}); this machine seems to be offline. "
+            f"Copy the Fashion-MNIST files into {target.parent} by hand, or use load_digits() "
+            "or load_mnist1d(), which need no network"
+        ) from error
+    if hashlib.md5(payload, usedforsecurity=False).hexdigest() != md5:
+        raise RuntimeError(f"the file downloaded from {url} does not have the MD5 checksum {md5}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(payload)
+
+
+def load_fashion_mnist(
+    root: str | Path,
+    *,
+    download: bool = False,
+    val_size: int = 10000,
+    seed: int = 0,
+    device: DeviceLike = None,
+) -> Splits:
+    """Fashion-MNIST (28x28 images of clothing, 10 classes), read from ``root``.
+
+    This larger data set is optional: it is for readers with a network (and ideally a
+    GPU). It is read from the four original ``.gz`` files in ``root``; each file's MD5
+    checksum is verified. Nothing is fetched unless ``download=True``.
+
+    Args:
+        root: the folder holding (or to receive) the four ``.gz`` files.
+        download: fetch the missing files from the Fashion-MNIST repository.
+        val_size: how many of the 60000 training images to hold out for validation,
+            in [1, 59999].
+        seed: the seed of the shuffle that cuts validation from training.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        The :class:`Splits`: float32 images ``(N, 1, 28, 28)`` in [0, 1], int64 labels,
+        ``num_classes=10``; test is the official 10000-image test set.
+
+    Raises:
+        ValueError: if ``val_size`` is outside [1, 59999].
+        FileNotFoundError: if a file is missing and ``download`` is False.
+        RuntimeError: if a download fails (for instance offline) or a checksum differs.
+
+    References:
+        Xiao, Rasul and Vollgraf, "Fashion-MNIST: a Novel Image Dataset for Benchmarking
+        Machine Learning Algorithms", arXiv:1708.07747, 2017.
+    """
+    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 1 <= val_size <= 59999:
+        raise ValueError(f"val_size must be an integer in [1, 59999], got {val_size!r}")
+    root = Path(root)
+    for name, md5 in FASHION_MNIST_FILES.items():
+        path = root / name
+        if not path.exists():
+            if not download:
+                raise FileNotFoundError(
+                    f"Fashion-MNIST file {path} not found; pass download=True to fetch it "
+                    f"(needs a network), or copy the files from {FASHION_MNIST_URL} into {root}"
+                )
+            _fetch(FASHION_MNIST_URL + name, path, md5)
+        if _md5(path) != md5:
+            raise RuntimeError(f"{path} does not have the MD5 checksum {md5}: delete it and download again")
+    arrays = {name: _read_idx(root / name) for name in FASHION_MNIST_FILES}
+    x = torch.tensor(arrays["train-images-idx3-ubyte.gz"], dtype=torch.float32).div_(255).unsqueeze(1)
+    y = torch.tensor(arrays["train-labels-idx1-ubyte.gz"], dtype=torch.int64)
+    train_val = _split(x, y, (60000 - val_size, val_size, 0), seed, device, 10)
+    x_test = torch.tensor(arrays["t10k-images-idx3-ubyte.gz"], dtype=torch.float32).div_(255).unsqueeze(1)
+    y_test = torch.tensor(arrays["t10k-labels-idx1-ubyte.gz"], dtype=torch.int64)
+    return Splits(train_val.train, train_val.val, TensorData(x_test, y_test).to(device), 10)
+
+
+# ----------------------------------------------------------------------- synthetic data
+
+
+def make_scaled_regression(
+    n: int,
+    *,
+    scales: tuple[float, ...] = (1.0, 100.0, 0.01),
+    noise: float = 0.1,
+    seed: int = 0,
+    device: DeviceLike = None,
+) -> TensorData:
+    r"""A linear regression whose features live on very different scales.
+
+    Feature :math:`j` is :math:`x_j = s_j z_j` with :math:`z_j \sim \mathcal{N}(0, 1)`,
+    and the target is linear in the standardized features,
+
+    .. math::
+
+        y = \sum_j w_j z_j + b + \varepsilon, \qquad \varepsilon \sim \mathcal{N}(0, \sigma^2),
+
+    with weights :math:`w_j \sim \mathcal{N}(0, 1)` and :math:`b = 1`. Every feature then
+    matters about equally, yet the loss surface in :math:`x`'s coordinates is stretched
+    by :math:`s_j^2`, which is what feature normalization repairs.
+
+    Args:
+        n: number of samples, at least 1.
+        scales: the scale :math:`s_j` of each feature, each > 0.
+        noise: the noise standard deviation :math:`\sigma`, at least 0.
+        seed: the seed of the generator.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        :class:`TensorData` with ``x`` of shape ``(n, len(scales))`` and ``y`` of shape
+        ``(n, 1)``, both float32.
+
+    Raises:
+        ValueError: if ``n`` is not a positive integer, a scale is not > 0, or ``noise``
+            is negative.
+    """
+    _check_positive_int("n", n)
+    if len(scales) == 0 or any(not (math.isfinite(s) and s > 0) for s in scales):
+        raise ValueError(f"scales must be a non-empty tuple of finite numbers > 0, got {scales!r}")
+    _check_non_negative("noise", noise)
+    gen = _generator(seed)
+    z = torch.randn(n, len(scales), generator=gen)
+    w = torch.randn(len(scales), 1, generator=gen)
+    y = z @ w + 1.0 + noise * torch.randn(n, 1, generator=gen)
+    x = z * torch.tensor(scales, dtype=torch.float32)
+    return TensorData(x, y).to(device)
+
+
+_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "sin": lambda x: torch.sin(2 * math.pi * x),
+    "cubic": lambda x: 8 * (x - 0.5) ** 3 - (x - 0.5),
+    "step": lambda x: (x >= 0.5).to(x.dtype),
+}
+
+
+def make_noisy_function(
+    n: int,
+    *,
+    function: str | Callable[[Tensor], Tensor] = "sin",
+    noise: float = 0.2,
+    seed: int = 0,
+    device: DeviceLike = None,
+) -> TensorData:
+    r"""Noisy samples of a 1-D function on [0, 1], for polynomial fits.
+
+    .. math::
+
+        x \sim \mathcal{U}[0, 1], \qquad y = f(x) + \varepsilon, \qquad
+        \varepsilon \sim \mathcal{N}(0, \sigma^2).
+
+    The default :math:`f(x) = \sin(2\pi x)` is the classic curve-fitting example: a
+    polynomial of degree 3 fits ten points well, one of degree 9 passes through every
+    point and oscillates between them.
+
+    Args:
+        n: number of samples, at least 1.
+        function: ``"sin"`` (:math:`\sin 2\pi x`), ``"cubic"`` or ``"step"``, or any
+            callable mapping a tensor of inputs to a tensor of the same shape.
+        noise: the noise standard deviation :math:`\sigma`, at least 0.
+        seed: the seed of the generator.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        :class:`TensorData` with ``x`` and ``y`` of shape ``(n, 1)``, float32, sorted by
+        ``x`` (convenient for plotting).
+
+    Raises:
+        ValueError: if ``n`` is not a positive integer, ``function`` is an unknown name,
+            or ``noise`` is negative.
+
+    References:
+        Bishop, "Pattern Recognition and Machine Learning", Springer, 2006, section 1.1.
+    """
+    _check_positive_int("n", n)
+    _check_non_negative("noise", noise)
+    if isinstance(function, str):
+        if function not in _FUNCTIONS:
+            raise ValueError(f"function must be one of {sorted(_FUNCTIONS)} or a callable, got {function!r}")
+        function = _FUNCTIONS[function]
+    gen = _generator(seed)
+    x = torch.rand(n, 1, generator=gen).sort(dim=0).values
+    y = function(x) + noise * torch.randn(n, 1, generator=gen)
+    return TensorData(x, y.to(torch.float32)).to(device)
+
+
+def make_moons(n: int, *, noise: float = 0.1, seed: int = 0, device: DeviceLike = None) -> TensorData:
+    r"""Two interleaving half circles, a classic non-linearly separable 2-D task.
+
+    Class 0 lies on :math:`(\cos\theta, \sin\theta)`, class 1 on
+    :math:`(1 - \cos\theta, \tfrac12 - \sin\theta)`, :math:`\theta \sim \mathcal{U}[0, \pi]`,
+    plus Gaussian noise of standard deviation ``noise`` on both coordinates.
+
+    Args:
+        n: number of samples, at least 2 (split as evenly as possible between classes).
+        noise: the noise standard deviation, at least 0.
+        seed: the seed of the generator.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        :class:`TensorData` with ``x`` of shape ``(n, 2)`` float32 and ``y`` of shape
+        ``(n,)`` int64 in {0, 1}, in random order.
+
+    Raises:
+        ValueError: if ``n`` is smaller than 2 or ``noise`` is negative.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    _check_non_negative("noise", noise)
+    gen = _generator(seed)
+    y = (torch.arange(n) >= n // 2).long()
+    theta = math.pi * torch.rand(n, generator=gen)
+    outer = torch.stack([torch.cos(theta), torch.sin(theta)], dim=1)
+    inner = torch.stack([1 - torch.cos(theta), 0.5 - torch.sin(theta)], dim=1)
+    x = torch.where(y[:, None] == 0, outer, inner) + noise * torch.randn(n, 2, generator=gen)
+    order = torch.randperm(n, generator=gen)
+    return TensorData(x[order], y[order]).to(device)
+
+
+def make_spirals(
+    n: int,
+    *,
+    classes: int = 2,
+    turns: float = 1.5,
+    noise: float = 0.05,
+    seed: int = 0,
+    device: DeviceLike = None,
+) -> TensorData:
+    r"""Interleaved spiral arms, one per class: a hard 2-D classification surface.
+
+    Arm :math:`k` of :math:`K` is :math:`r(\cos\phi, \sin\phi)` with :math:`r \sim
+    \mathcal{U}[0, 1]` and :math:`\phi = 2\pi(\text{turns}\cdot r + k/K)`, plus Gaussian
+    noise of standard deviation ``noise``.
+
+    Args:
+        n: number of samples, at least ``classes`` (split as evenly as possible).
+        classes: number of arms and classes, at least 2.
+        turns: how many turns each arm makes, > 0.
+        noise: the noise standard deviation, at least 0.
+        seed: the seed of the generator.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        :class:`TensorData` with ``x`` of shape ``(n, 2)`` float32 and ``y`` of shape
+        ``(n,)`` int64 in ``[0, classes)``, in random order.
+
+    Raises:
+        ValueError: if an argument is outside its range.
+    """
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < classes:
+        raise ValueError(f"n must be an integer >= classes ({classes}), got {n!r}")
+    if not (math.isfinite(turns) and turns > 0):
+        raise ValueError(f"turns must be a finite number > 0, got {turns!r}")
+    _check_non_negative("noise", noise)
+    gen = _generator(seed)
+    y = torch.arange(n) * classes // n
+    r = torch.rand(n, generator=gen)
+    phi = 2 * math.pi * (turns * r + y / classes)
+    x = r[:, None] * torch.stack([torch.cos(phi), torch.sin(phi)], dim=1)
+    x = x + noise * torch.randn(n, 2, generator=gen)
+    order = torch.randperm(n, generator=gen)
+    return TensorData(x[order], y[order]).to(device)
+
+
+def make_threshold_data(
+    n: int, *, threshold: float = 0.5, label_noise: float = 0.0, seed: int = 0, device: DeviceLike = None
+) -> TensorData:
+    r"""The 1-D threshold task: :math:`x \sim \mathcal{U}[0, 1]`, label :math:`\mathbb{1}[x \ge t^*]`.
+
+    With probability ``label_noise`` each label is flipped, so even the true threshold
+    errs on a fraction ``label_noise`` of the samples. Paired with the finite class of
+    thresholds from :func:`threshold_grid`, it makes the generalization bound
+    computable: see :func:`threshold_errors` and :func:`threshold_true_error`.
+
+    Args:
+        n: number of samples, at least 1.
+        threshold: the true threshold :math:`t^*` in [0, 1].
+        label_noise: the flip probability in [0, 0.5).
+        seed: the seed of the generator.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        :class:`TensorData` with ``x`` of shape ``(n,)`` float32 and ``y`` of shape
+        ``(n,)`` int64 in {0, 1}.
+
+    Raises:
+        ValueError: if ``n``, ``threshold`` or ``label_noise`` is outside its range.
+    """
+    _check_positive_int("n", n)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+    if not 0.0 <= label_noise < 0.5:
+        raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise!r}")
+    gen = _generator(seed)
+    x = torch.rand(n, generator=gen)
+    flip = torch.rand(n, generator=gen) < label_noise
+    y = ((x >= threshold) ^ flip).long()
+    return TensorData(x, y).to(device)
+
+
+def threshold_grid(size: int, *, device: DeviceLike = None) -> Tensor:
+    """The finite hypothesis class of thresholds ``0, 1/(size-1), ..., 1``.
+
+    Hypothesis :math:`h_t(x) = 1[x >= t]`; the class holds ``size`` of them.
+
+    Args:
+        size: the number of hypotheses H, at least 2.
+        device: where the tensor lives (default: CPU).
+
+    Returns:
+        A float32 tensor of shape ``(size,)``.
+
+    Raises:
+        ValueError: if ``size`` is smaller than 2.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+        raise ValueError(f"size must be an integer >= 2, got {size!r}")
+    return torch.linspace(0.0, 1.0, size, device=device)
+
+
+def threshold_errors(thresholds: Tensor, data: TensorData) -> Tensor:
+    """The empirical error of every threshold hypothesis on ``data``, in one pass.
+
+    Args:
+        thresholds: the hypotheses, shape ``(H,)``.
+        data: samples from :func:`make_threshold_data`, ``x`` and ``y`` of shape ``(n,)``,
+            on the device of ``thresholds``.
+
+    Returns:
+        The fraction of misclassified samples for each hypothesis, shape ``(H,)``.
+
+    Raises:
+        ValueError: if the shapes or devices do not match.
+    """
+    x, y = data
+    if thresholds.dim() != 1 or x.dim() != 1 or x.shape != y.shape:
+        raise ValueError(
+            f"thresholds must have shape (H,) and data.x, data.y shape (n,), got "
+            f"{tuple(thresholds.shape)}, {tuple(x.shape)}, {tuple(y.shape)}"
+        )
+    if thresholds.device != x.device:
+        raise ValueError(f"thresholds are on {thresholds.device} but data is on {x.device}")
+    predictions = (x[None, :] >= thresholds[:, None]).long()  # (H, n)
+    return (predictions != y[None, :]).float().mean(dim=1)
+
+
+def threshold_true_error(thresholds: Tensor, threshold: float, label_noise: float = 0.0) -> Tensor:
+    r"""The exact expected error of each threshold under the task's distribution.
+
+    For :math:`x \sim \mathcal{U}[0, 1]` and flip probability :math:`\eta`,
+
+    .. math::
+
+        L(h_t) = \eta + (1 - 2\eta)\,|t - t^*|.
+
+    Args:
+        thresholds: the hypotheses, any shape, values in [0, 1].
+        threshold: the true threshold :math:`t^*`.
+        label_noise: the flip probability :math:`\eta` in [0, 0.5).
+
+    Returns:
+        The expected errors, same shape and device as ``thresholds``.
+    """
+    return label_noise + (1 - 2 * label_noise) * (thresholds - threshold).abs()
+
+
+class ShiftedData(NamedTuple):
+    """A training set, a test set from its distribution, and a shifted test set.
+
+    Attributes:
+        train: the training data.
+        test: test data from the training distribution.
+        shifted: test data whose inputs come from a shifted distribution.
+    """
+
+    train: TensorData
+    test: TensorData
+    shifted: TensorData
+
+
+def make_shifted_moons(
+    n_train: int,
+    n_test: int,
+    *,
+    shift: tuple[float, float] = (0.5, -0.5),
+    rotation: float = 20.0,
+    noise: float = 0.1,
+    seed: int = 0,
+    device: DeviceLike = None,
+) -> ShiftedData:
+    """Two moons for training and testing, and a shifted copy for mismatch.
+
+    The shifted test set is drawn like the others, then rotated by ``rotation`` degrees
+    about the origin and translated by ``shift``: the labelling rule moves with the
+    inputs, so a model that learned the training distribution loses accuracy although
+    the task itself has not become harder.
+
+    Args:
+        n_train: training samples, at least 2.
+        n_test: samples in each test set, at least 2.
+        shift: the translation ``(dx, dy)`` of the shifted set.
+        rotation: the rotation of the shifted set, in degrees.
+        noise: the noise standard deviation of all three sets, at least 0.
+        seed: the seed; the three sets use independent streams derived from it.
+        device: where the tensors live (default: CPU).
+
+    Returns:
+        A :class:`ShiftedData` of three :class:`TensorData` as in :func:`make_moons`.
+
+    Raises:
+        ValueError: if a size is smaller than 2 or ``noise`` is negative.
+    """
+    train = make_moons(n_train, noise=noise, seed=seed, device=device)
+    test = make_moons(n_test, noise=noise, seed=seed + 1, device=device)
+    x, y = make_moons(n_test, noise=noise, seed=seed + 2, device=device)
+    angle = math.radians(rotation)
+    rot = torch.tensor(
+        [[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]], device=x.device
+    )  # row vectors times the transpose of the rotation matrix
+    x = x @ rot + torch.tensor(shift, dtype=x.dtype, device=x.device)
+    return ShiftedData(train, test, TensorData(x, y))
+
+
+# ------------------------------------------------------------------ loading and augmenting
+
+
+class BatchLoader:
+    """Mini-batches of in-memory tensors, shuffled every epoch, on the tensors' device.
+
+    A batch is made by indexing the whole tensors with a slice of a permutation, so there
+    is no per-sample Python loop and no copy through the host. The permutation is drawn
+    from a seeded CPU ``torch.Generator`` once per epoch (a single small transfer), so
+    the order of batches is the same on every device and across runs.
+
+    Example::
+
+        loader = BatchLoader(x, y, batch_size=64, seed=0)
+        for epoch in range(5):
+            for xb, yb in loader:  # a new order every epoch
+                ...
+
+    Args:
+        x: inputs, one sample per row of the first dimension.
+        y: targets with the same first dimension, on the same device.
+        batch_size: samples per batch, at least 1.
+        shuffle: draw a new order every epoch; if False, keep the given order.
+        drop_last: drop the last batch when it is smaller than ``batch_size``.
+        seed: the seed of the shuffling generator.
+        transform: a function applied to each input batch on the device (augmentation),
+            for example :class:`RandomShiftRotate`.
+
+    Raises:
+        ValueError: if ``x`` and ``y`` differ in length or device, or ``batch_size`` is
+            not a positive integer.
+    """
+
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        transform: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"x and y must have the same number of samples (first dimension), "
+                f"got x {tuple(x.shape)} and y {tuple(y.shape)}"
+            )
+        if x.device != y.device:
+            raise ValueError(f"x and y must be on the same device, got x on {x.device} and y on {y.device}")
+        _check_positive_int("batch_size", batch_size)
+        if x.shape[0] == 0:
+            raise ValueError("x and y must hold at least one sample")
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.transform = transform
+        self.generator = _generator(seed)
+
+    def __len__(self) -> int:
+        """The number of batches per epoch."""
+        n = self.x.shape[0]
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield ``(x_batch, y_batch)`` for one epoch."""
+        n = self.x.shape[0]
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.x.device, non_blocking=True)
+        else:
+            order = None
+        for b in range(len(self)):
+            start, stop = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            if order is None:
+                xb, yb = self.x[start:stop], self.y[start:stop]
+            else:
+                index = order[start:stop]
+                xb, yb = self.x[index], self.y[index]
+            if self.transform is not None:
+                xb = self.transform(xb)
+            yield xb, yb
+
+
+class RandomShiftRotate:
+    """Augment a batch of images with small random shifts and rotations, on its device.
+
+    Each image gets its own translation (uniform in ``[-max_shift, max_shift]`` pixels
+    along each axis) and rotation (uniform in ``[-max_degrees, max_degrees]``), applied
+    with one ``affine_grid``/``grid_sample`` call for the whole batch (bilinear, zeros
+    outside the image). Random numbers come from a generator on the batch's device,
+    seeded with ``seed`` the first time that device is seen.
+
+    Args:
+        max_shift: the largest shift in pixels, at least 0.
+        max_degrees: the largest rotation in degrees, at least 0.
+        seed: the seed of the generator.
+
+    Raises:
+        ValueError: if ``max_shift`` or ``max_degrees`` is negative.
+    """
+
+    def __init__(self, max_shift: float = 1.0, max_degrees: float = 10.0, *, seed: int = 0) -> None:
+        _check_non_negative("max_shift", max_shift)
+        _check_non_negative("max_degrees", max_degrees)
+        self.max_shift = max_shift
+        self.max_degrees = max_degrees
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def __call__(self, images: Tensor) -> Tensor:
+        """Return augmented copies of ``images``, shape ``(B, C, H, W)``.
+
+        Raises:
+            ValueError: if ``images`` is not a 4-D tensor.
+        """
+        if images.dim() != 4:
+            raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
+        device = images.device
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        gen = self._generators[device]
+        batch, _, height, width = images.shape
+        u = (
+            torch.rand(batch, 3, generator=gen, device=device, dtype=images.dtype) * 2 - 1
+        )  # (B, 3) in [-1, 1]
+        angle = torch.deg2rad(u[:, 0] * self.max_degrees)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # affine_grid works in normalized coordinates: one pixel is 2 / size
+        tx = u[:, 1] * self.max_shift * 2 / width
+        ty = u[:, 2] * self.max_shift * 2 / height
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (B, 2, 3)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,92 @@
+"""The book's conventions in one place: where notebooks live, the setup cell, how they run.
+
+Used by ``scripts/execute.py``, ``scripts/set_repository.py`` and the tests, so that the
+command that regenerates a notebook and the test that re-executes it agree exactly.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "_config.yml"
+TOC = ROOT / "_toc.yml"
+CHAPTERS = ROOT / "chapters"
+DISTRIBUTION = "why-training-fails"
+
+# The environment every notebook executes in, under `pytest` and `scripts/execute.py` alike:
+# a fixed thread count (floating-point sums depend on it), a fixed hash seed, the inline
+# matplotlib backend, and the CPU unless the caller has chosen a device with LIB_DEVICE.
+EXECUTION_ENV = {
+    "OMP_NUM_THREADS": "2",
+    "MKL_NUM_THREADS": "2",
+    "PYTHONHASHSEED": "0",
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    "TQDM_DISABLE": "1",
+}
+
+SETUP_CELL_TEMPLATE = """\
+# Setup: on Colab, install the book's library `lib`; everywhere, seed and pick the device.
+import sys
+
+if "google.colab" in sys.modules:
+    %pip install -q "{distribution} @ git+{url}@{ref}"
+
+import lib
+
+lib.seed(0)
+device = lib.get_device()  # CUDA, then Apple MPS, then CPU; set LIB_DEVICE to override"""
+
+SETUP_MARKER = "# Setup: on Colab"
+
+
+def read_config() -> dict:
+    """Return `_config.yml` as a dictionary."""
+    return yaml.safe_load(CONFIG.read_text())
+
+
+def repository() -> tuple[str, str]:
+    """Return the repository URL and branch named in `_config.yml`."""
+    repo = read_config()["repository"]
+    return repo["url"].rstrip("/"), repo["branch"]
+
+
+def setup_cell_source(url: str | None = None, ref: str | None = None) -> str:
+    """The setup cell every chapter starts with, for the repository in `_config.yml`."""
+    default_url, default_ref = repository()
+    return SETUP_CELL_TEMPLATE.format(distribution=DISTRIBUTION, url=url or default_url, ref=ref or default_ref)
+
+
+def toc_files() -> list[str]:
+    """Every file named in `_toc.yml`, without suffix, in reading order."""
+
+    def walk(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["file"]] if "file" in node else []
+            return found + [f for key in ("parts", "chapters", "sections") for f in walk(node.get(key, []))]
+        if isinstance(node, list):
+            return [f for item in node for f in walk(item)]
+        return []
+
+    toc = yaml.safe_load(TOC.read_text())
+    return [toc["root"], *walk(toc)]
+
+
+def chapter_notebooks() -> list[Path]:
+    """Every notebook under `chapters/`, sorted."""
+    return sorted(p for p in CHAPTERS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def execution_env() -> dict[str, str]:
+    """The process environment a notebook kernel gets: the caller's plus `EXECUTION_ENV`."""
+    return {**os.environ, **EXECUTION_ENV}
+
+
+def pip_install_target(setup_source: str) -> str:
+    """The requirement that the setup cell's `%pip install` line installs."""
+    match = re.search(r'%pip install -q "([^"]+)"', setup_source)
+    if match is None:
+        raise ValueError("the setup cell has no `%pip install -q \"...\"` line")
+    return match.group(1)

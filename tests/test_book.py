@@ -1,0 +1,90 @@
+"""The book's structure: every chapter is in the table of contents, titled, and set up alike."""
+
+import re
+
+import nbformat
+import pytest
+
+from scripts.book import (
+    ROOT,
+    SETUP_MARKER,
+    chapter_notebooks,
+    pip_install_target,
+    repository,
+    setup_cell_source,
+    toc_files,
+)
+
+NOTEBOOKS = chapter_notebooks()
+MAX_NOTEBOOK_BYTES = 2_000_000
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_every_chapter_notebook_is_in_the_toc_and_back():
+    listed = {f for f in toc_files() if f.startswith("chapters/")}
+    present = {str(p.relative_to(ROOT).with_suffix("")) for p in NOTEBOOKS}
+    assert present - listed == set(), f"notebooks missing from _toc.yml: {sorted(present - listed)}"
+    assert listed - present == set(), f"_toc.yml lists chapters that do not exist: {sorted(listed - present)}"
+
+
+def test_every_toc_entry_exists():
+    missing = [f for f in toc_files() if not any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb"))]
+    assert missing == [], f"_toc.yml names files that do not exist: {missing}"
+
+
+def test_there_is_at_least_one_chapter():
+    assert NOTEBOOKS, "chapters/ holds no notebook"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_starts_with_a_numbered_title(path):
+    first = read(path).cells[0]
+    assert first.cell_type == "markdown", f"{path.name}: the first cell must be the title"
+    assert re.match(r"# \d+\. \S", first.source), f"{path.name}: the first line must read '# N. Title'"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_the_shared_setup_cell(path):
+    code = [c for c in read(path).cells if c.cell_type == "code"]
+    assert code, f"{path.name} has no code cell"
+    assert code[0].source == setup_cell_source(), (
+        f"{path.name}: the first code cell is not the setup cell; run scripts/set_repository.py "
+        "or copy it from scripts/book.py"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_installs_from_the_configured_repository(path):
+    url, branch = repository()
+    setup = next(c for c in read(path).cells if c.cell_type == "code")
+    target = pip_install_target(setup.source)
+    assert target.endswith(f"git+{url}@{branch}"), f"{path.name} installs {target}, _config.yml says {url}@{branch}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_only_the_setup_cell_installs_anything(path):
+    code = [c for c in read(path).cells if c.cell_type == "code"]
+    installers = [i for i, c in enumerate(code) if re.search(r"\bpip\b.*\binstall\b|\bapt(-get)?\b", c.source)]
+    assert installers == [0], f"{path.name}: code cells {installers} install packages; only the setup cell may"
+    assert sum(c.source.startswith(SETUP_MARKER) for c in code) == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_executed_and_small(path):
+    nb = read(path)
+    unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip() and c.execution_count is None]
+    assert unrun == [], f"{path.name}: cells {unrun} have no stored output; run scripts/execute.py"
+    errors = [o.ename for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == [], f"{path.name} stores errors: {errors}"
+    assert path.stat().st_size < MAX_NOTEBOOK_BYTES, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_metadata_is_clean(path):
+    nb = read(path)
+    stamped = [i for i, c in enumerate(nb.cells) if "execution" in c.metadata]
+    assert stamped == [], f"{path.name}: cells {stamped} carry execution timestamps; use scripts/execute.py"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
