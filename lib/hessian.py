@@ -366,9 +366,13 @@ def _lanczos_tridiagonal(
             # invariant subspace found: restart with a random vector orthogonal to Q
             beta = 0.0
             gen = generator if generator is not None else torch.Generator(device=v0.device).manual_seed(j)
-            w = _random_vector(dim, v0.dtype, v0.device, gen)
-            w = w - q_mat.T @ (q_mat @ w)
-            w = w - q_mat.T @ (q_mat @ w)
+            norm = torch.zeros((), dtype=v0.dtype, device=v0.device)
+            while not norm > 0.5:  # a random vector keeps most of its norm unless unlucky
+                w = _random_vector(dim, v0.dtype, v0.device, gen)
+                w = w / torch.linalg.vector_norm(w)
+                w = w - q_mat.T @ (q_mat @ w)
+                w = w - q_mat.T @ (q_mat @ w)
+                norm = torch.linalg.vector_norm(w) * math.sqrt(dim / (dim - q_mat.shape[0]))
             basis.append(w / torch.linalg.vector_norm(w))
         else:
             basis.append(w / beta)
@@ -477,7 +481,8 @@ def lanczos(
             return True
         return converged
 
-    gen = torch.Generator(device=v0.device).manual_seed(0)
+    # restarts after a breakdown draw from their own stream, independent of v0
+    gen = torch.Generator(device=v0.device).manual_seed(2**31 - 1)
     alphas, betas, q_mat = _lanczos_tridiagonal(matvec, v0, max_iter, generator=gen, stop=stop)
     if not state["converged"]:
         warnings.warn(
