@@ -56,7 +56,9 @@ def repository() -> tuple[str, str]:
 def setup_cell_source(url: str | None = None, ref: str | None = None) -> str:
     """The setup cell every chapter starts with, for the repository in `_config.yml`."""
     default_url, default_ref = repository()
-    return SETUP_CELL_TEMPLATE.format(distribution=DISTRIBUTION, url=url or default_url, ref=ref or default_ref)
+    return SETUP_CELL_TEMPLATE.format(
+        distribution=DISTRIBUTION, url=url or default_url, ref=ref or default_ref
+    )
 
 
 def toc_files() -> list[str]:
@@ -88,5 +90,5 @@ def pip_install_target(setup_source: str) -> str:
     """The requirement that the setup cell's `%pip install` line installs."""
     match = re.search(r'%pip install -q "([^"]+)"', setup_source)
     if match is None:
-        raise ValueError("the setup cell has no `%pip install -q \"...\"` line")
+        raise ValueError('the setup cell has no `%pip install -q "..."` line')
     return match.group(1)

@@ -52,7 +52,9 @@ def execute(path: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to execute")
     parser.add_argument("--all", action="store_true", help="execute every notebook in chapters/")
     args = parser.parse_args()

@@ -57,9 +57,13 @@ def rewrite_mentions(old_url: str, new_url: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("url", help="https://github.com/<owner>/<repo>")
-    parser.add_argument("--branch", default=None, help="branch the site and Colab links use (default: unchanged)")
+    parser.add_argument(
+        "--branch", default=None, help="branch the site and Colab links use (default: unchanged)"
+    )
     args = parser.parse_args()
     url = args.url.rstrip("/").removesuffix(".git")
     if not URL_PATTERN.match(url):

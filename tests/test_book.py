@@ -31,7 +31,9 @@ def test_every_chapter_notebook_is_in_the_toc_and_back():
 
 
 def test_every_toc_entry_exists():
-    missing = [f for f in toc_files() if not any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb"))]
+    missing = [
+        f for f in toc_files() if not any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb"))
+    ]
     assert missing == [], f"_toc.yml names files that do not exist: {missing}"
 
 
@@ -61,23 +63,35 @@ def test_setup_cell_installs_from_the_configured_repository(path):
     url, branch = repository()
     setup = next(c for c in read(path).cells if c.cell_type == "code")
     target = pip_install_target(setup.source)
-    assert target.endswith(f"git+{url}@{branch}"), f"{path.name} installs {target}, _config.yml says {url}@{branch}"
+    assert target.endswith(f"git+{url}@{branch}"), (
+        f"{path.name} installs {target}, _config.yml says {url}@{branch}"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_only_the_setup_cell_installs_anything(path):
     code = [c for c in read(path).cells if c.cell_type == "code"]
-    installers = [i for i, c in enumerate(code) if re.search(r"\bpip\b.*\binstall\b|\bapt(-get)?\b", c.source)]
-    assert installers == [0], f"{path.name}: code cells {installers} install packages; only the setup cell may"
+    installers = [
+        i for i, c in enumerate(code) if re.search(r"\bpip\b.*\binstall\b|\bapt(-get)?\b", c.source)
+    ]
+    assert installers == [0], (
+        f"{path.name}: code cells {installers} install packages; only the setup cell may"
+    )
     assert sum(c.source.startswith(SETUP_MARKER) for c in code) == 1
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_stored_executed_and_small(path):
     nb = read(path)
-    unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip() and c.execution_count is None]
+    unrun = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and c.source.strip() and c.execution_count is None
+    ]
     assert unrun == [], f"{path.name}: cells {unrun} have no stored output; run scripts/execute.py"
-    errors = [o.ename for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    errors = [
+        o.ename for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert errors == [], f"{path.name} stores errors: {errors}"
     assert path.stat().st_size < MAX_NOTEBOOK_BYTES, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
 
