@@ -19,11 +19,14 @@ from lib.device import get_device, seed
 __version__ = "0.1.0"
 
 SUBMODULES = (
+    "activations",
     "data",
     "device",
     "hessian",
     "landscapes",
+    "losses",
     "models",
+    "normalization",
     "optim",
     "plot",
     "schedules",
