@@ -41,7 +41,9 @@ def _activation(activation: str | nn.Module | type[nn.Module]) -> nn.Module:
     """A fresh activation module from a name, a module class or a module instance."""
     if isinstance(activation, str):
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or an nn.Module, got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)} or an nn.Module, got {activation!r}"
+            )
         return ACTIVATIONS[activation]()
     if isinstance(activation, type) and issubclass(activation, nn.Module):
         return activation()
