@@ -191,7 +191,7 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(
                 f"Invalid nesterov=True with momentum={momentum}, dampening={dampening}; "
-                "Nesterov momentum requires momentum > 0 and dampening = 0"
+                "expected momentum > 0 and dampening = 0 for Nesterov momentum"
             )
         defaults = dict(
             lr=lr,
