@@ -13,6 +13,7 @@ Every builder takes ``device`` and ``dtype`` and creates its parameters there.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +49,7 @@ def _activation(activation: str | nn.Module | type[nn.Module]) -> nn.Module:
     if isinstance(activation, type) and issubclass(activation, nn.Module):
         return activation()
     if isinstance(activation, nn.Module):
-        return activation  # stateless activations can be shared between layers
+        return copy.deepcopy(activation)  # each layer its own copy (PReLU has parameters)
     raise ValueError(f"activation must be a name, an nn.Module class or instance, got {activation!r}")
 
 

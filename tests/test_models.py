@@ -1,0 +1,120 @@
+"""Tests for lib.models: the MLP builder, the digits CNN, the one-neuron network."""
+
+import pytest
+import torch
+from torch import nn
+
+from lib.models import DigitsCNN, HiddenBlock, OneNeuron, count_parameters, mlp
+
+
+def test_mlp_shapes_and_parameter_count():
+    net = mlp(40, 32, 3, 10)
+    assert net(torch.randn(7, 40)).shape == (7, 10)
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(40, 32), (32, 32), (32, 32), (32, 10)]
+    expected = (40 * 32 + 32) + 2 * (32 * 32 + 32) + (32 * 10 + 10)
+    assert int(count_parameters(net)) == expected
+    assert net(torch.randn(2, 1, 5, 8)).shape == (2, 10)  # images are flattened
+
+
+def test_mlp_norm_layers():
+    batch = mlp(4, 8, 2, 1, norm="batch")
+    layer = mlp(4, 8, 2, 1, norm="layer")
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in batch.modules()) == 2
+    assert sum(isinstance(m, nn.LayerNorm) for m in layer.modules()) == 2
+    assert not any(isinstance(m, nn.BatchNorm1d | nn.LayerNorm) for m in mlp(4, 8, 2, 1).modules())
+
+
+def test_residual_block_adds_its_input():
+    h = torch.randn(5, 6)
+    for residual, expected in ((True, h), (False, torch.zeros_like(h))):
+        block = HiddenBlock(6, nn.ReLU(), None, residual)
+        nn.init.zeros_(block.linear.weight)
+        nn.init.zeros_(block.linear.bias)
+        torch.testing.assert_close(block(h), expected)
+    block = HiddenBlock(6, nn.Tanh(), "layer", True)
+    reference = h + torch.tanh(nn.functional.layer_norm(block.linear(h), (6,)))
+    torch.testing.assert_close(block(h), reference)
+
+
+def test_residual_mlp_has_skips_only_in_hidden_blocks():
+    net = mlp(3, 16, 4, 2, residual=True)
+    blocks = [m for m in net.modules() if isinstance(m, HiddenBlock)]
+    assert len(blocks) == 3 and all(b.residual for b in blocks)
+    assert net(torch.randn(4, 3)).shape == (4, 2)
+
+
+def test_mlp_activation_by_name_class_or_instance():
+    for activation, kind in (("tanh", nn.Tanh), (nn.ELU, nn.ELU), (nn.LeakyReLU(0.2), nn.LeakyReLU)):
+        net = mlp(2, 4, 2, 1, activation=activation)
+        assert sum(isinstance(m, kind) for m in net.modules()) >= 2
+
+
+def test_mlp_device_and_dtype():
+    net = mlp(3, 4, 2, 1, norm="layer", dtype=torch.float64, device="meta")
+    assert {p.dtype for p in net.parameters()} == {torch.float64}
+    assert {p.device.type for p in net.parameters()} == {"meta"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"width": 0}, "width must be an integer >= 1"),
+        ({"depth": 0}, "depth must be an integer >= 1"),
+        ({"in_features": 2.5}, "in_features must be an integer >= 1"),
+        ({"activation": "swish2"}, "activation must be one of"),
+        ({"norm": "group"}, "norm must be None, 'batch' or 'layer'"),
+    ],
+)
+def test_mlp_rejects_bad_arguments(kwargs, message):
+    arguments = {"in_features": 2, "width": 4, "depth": 2, "out_features": 1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        mlp(**arguments)
+
+
+def test_digits_cnn():
+    cnn = DigitsCNN(channels=4, batch_norm=True)
+    assert cnn(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in cnn.modules()) == 2
+    expected = (1 * 4 * 9 + 4) + (4 * 8 * 9 + 8) + 2 * (4 + 8) + (8 * 16 * 10 + 10)
+    assert int(count_parameters(cnn)) == expected
+    with pytest.raises(ValueError, match=r"expects images of shape \(B, 1, 8, 8\)"):
+        cnn(torch.randn(3, 64))
+    with pytest.raises(ValueError, match="channels must be an integer >= 1"):
+        DigitsCNN(channels=0)
+    assert next(DigitsCNN(dtype=torch.float64).parameters()).dtype == torch.float64
+
+
+def test_one_neuron_matches_the_analytic_gradient():
+    net = OneNeuron(0.5, -1.5, dtype=torch.float64)
+    assert int(count_parameters(net)) == 2
+    x = torch.tensor([1.0, 2.0, -0.5], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
+    loss = ((net(x) - y) ** 2).mean()
+    loss.backward()
+    w1, w2 = 0.5, -1.5
+    residual = w1 * w2 * x - y
+    torch.testing.assert_close(net.w1.grad, (2 * residual * w2 * x).mean())
+    torch.testing.assert_close(net.w2.grad, (2 * residual * w1 * x).mean())
+
+
+def test_one_neuron_origin_is_a_saddle_point():
+    def loss(w1, w2):
+        return (1 - w1 * w2) ** 2
+
+    hessian = torch.autograd.functional.hessian(loss, (torch.tensor(0.0), torch.tensor(0.0)))
+    matrix = torch.tensor([[float(hessian[i][j]) for j in range(2)] for i in range(2)])
+    torch.testing.assert_close(torch.linalg.eigvalsh(matrix), torch.tensor([-2.0, 2.0]))
+    net = OneNeuron()
+    (net(torch.ones(1)) - 1).pow(2).sum().backward()
+    assert float(net.w1.grad) == 0.0 and float(net.w2.grad) == 0.0
+
+
+def test_parameter_count_is_printable():
+    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+    net[0].weight.requires_grad_(False)
+    count = count_parameters(net)
+    assert (count.total, count.trainable) == (21, 9)
+    text = str(count)
+    assert "0.weight" in text and "(4, 3)" in text and "total" in text and "trainable" in text
+    assert text.splitlines()[-2].split()[-1] == "21"
