@@ -54,9 +54,6 @@ __all__ = [
     "unflatten",
 ]
 
-LossFn = Callable[[], Tensor]
-MatVec = Callable[[Tensor], Tensor]
-
 _WHICH = ("LA", "SA", "LM")
 
 
@@ -116,7 +113,7 @@ def _check_params(params: Sequence[Tensor]) -> list[Tensor]:
     return params
 
 
-def _evaluate(loss: LossFn, params: Sequence[Tensor]) -> Tensor:
+def _evaluate(loss: Callable[[], Tensor], params: Sequence[Tensor]) -> Tensor:
     if not callable(loss):
         raise ValueError(
             f"loss must be a zero-argument callable returning a scalar, got {type(loss).__name__}"
@@ -168,7 +165,7 @@ class HVPOperator:
         B. A. Pearlmutter, "Fast exact multiplication by the Hessian", Neural Computation, 1994.
     """
 
-    def __init__(self, loss: LossFn, params: Sequence[Tensor]) -> None:
+    def __init__(self, loss: Callable[[], Tensor], params: Sequence[Tensor]) -> None:
         self.params = _check_params(params)
         value = _evaluate(loss, self.params)
         grads = torch.autograd.grad(value, self.params, create_graph=True, allow_unused=True)
@@ -218,7 +215,9 @@ class HVPOperator:
         return flatten(hv).detach()
 
 
-def hvp(loss: LossFn, params: Sequence[Tensor], v: Tensor | Sequence[Tensor]) -> Tensor | list[Tensor]:
+def hvp(
+    loss: Callable[[], Tensor], params: Sequence[Tensor], v: Tensor | Sequence[Tensor]
+) -> Tensor | list[Tensor]:
     r"""One Hessian-vector product :math:`Hv` without forming the Hessian.
 
     .. math::
@@ -253,7 +252,7 @@ def hvp(loss: LossFn, params: Sequence[Tensor], v: Tensor | Sequence[Tensor]) ->
     return unflatten(op(flatten(v)), op.params)
 
 
-def hessian(loss: LossFn, params: Sequence[Tensor]) -> Tensor:
+def hessian(loss: Callable[[], Tensor], params: Sequence[Tensor]) -> Tensor:
     r"""The dense Hessian :math:`H_{ij} = \partial^2 L / \partial\theta_i \partial\theta_j`, for small models.
 
     Built column by column, :math:`H e_j` for each basis vector :math:`e_j`, so it costs
@@ -319,7 +318,7 @@ def _default_tol(dtype: torch.dtype) -> float:
 
 
 def _lanczos_tridiagonal(
-    matvec: MatVec,
+    matvec: Callable[[Tensor], Tensor],
     v0: Tensor,
     steps: int,
     generator: torch.Generator | None = None,
@@ -391,7 +390,7 @@ def _tridiagonal(alphas: list[float], betas: list[float]) -> Tensor:
 
 
 def lanczos(
-    matvec: MatVec,
+    matvec: Callable[[Tensor], Tensor],
     v0: Tensor,
     k: int = 6,
     which: str = "LA",
@@ -501,7 +500,7 @@ def lanczos(
 
 
 def eigsh(
-    loss: LossFn,
+    loss: Callable[[], Tensor],
     params: Sequence[Tensor],
     k: int = 6,
     which: str = "LA",
@@ -546,7 +545,7 @@ def eigsh(
 
 
 def power_method(
-    matvec: MatVec,
+    matvec: Callable[[Tensor], Tensor],
     v0: Tensor,
     *,
     max_iter: int = 1000,
@@ -607,7 +606,12 @@ def power_method(
 
 
 def power_iteration(
-    loss: LossFn, params: Sequence[Tensor], *, max_iter: int = 1000, tol: float = 1e-6, seed: int = 0
+    loss: Callable[[], Tensor],
+    params: Sequence[Tensor],
+    *,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    seed: int = 0,
 ) -> tuple[float, Tensor]:
     r"""The Hessian eigenvalue of largest magnitude by power iteration (see :func:`power_method`).
 
@@ -645,7 +649,9 @@ class TraceEstimate(NamedTuple):
     stderr: float
 
 
-def trace(loss: LossFn, params: Sequence[Tensor], num_samples: int = 100, *, seed: int = 0) -> TraceEstimate:
+def trace(
+    loss: Callable[[], Tensor], params: Sequence[Tensor], num_samples: int = 100, *, seed: int = 0
+) -> TraceEstimate:
     r"""Hutchinson's estimate of :math:`\operatorname{tr} H` from Hessian-vector products.
 
     For Rademacher vectors :math:`z` (entries :math:`\pm 1` with equal probability),
@@ -731,7 +737,12 @@ class SpectralDensity:
 
 
 def spectral_density(
-    loss: LossFn, params: Sequence[Tensor], num_probes: int = 10, num_steps: int = 60, *, seed: int = 0
+    loss: Callable[[], Tensor],
+    params: Sequence[Tensor],
+    num_probes: int = 10,
+    num_steps: int = 60,
+    *,
+    seed: int = 0,
 ) -> SpectralDensity:
     r"""The Hessian's eigenvalue density by stochastic Lanczos quadrature.
 
@@ -851,7 +862,7 @@ def classify(eigenvalues: Tensor | Sequence[float], tol: float = 1e-6) -> Classi
 
 
 def escape_direction(
-    loss: LossFn, params: Sequence[Tensor], *, tol: float = 1e-6, seed: int = 0
+    loss: Callable[[], Tensor], params: Sequence[Tensor], *, tol: float = 1e-6, seed: int = 0
 ) -> tuple[float, Tensor]:
     r"""A direction that lowers the loss at a saddle: the eigenvector of the most negative eigenvalue.
 

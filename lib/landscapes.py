@@ -38,8 +38,6 @@ __all__ = [
     "trajectory",
 ]
 
-Point = tuple[float, float]
-
 
 @dataclass(frozen=True)
 class Landscape:
@@ -58,10 +56,10 @@ class Landscape:
     name: str
     formula: str
     function: Callable[[Tensor, Tensor], Tensor]
-    minima: tuple[Point, ...]
-    saddles: tuple[Point, ...]
+    minima: tuple[tuple[float, float], ...]
+    saddles: tuple[tuple[float, float], ...]
     box: tuple[float, float, float, float]
-    start: Point
+    start: tuple[float, float]
 
     def __call__(self, xy: Tensor) -> Tensor:
         """The value at points ``xy`` of shape ``(..., 2)``; returns shape ``(...)``.
@@ -154,7 +152,7 @@ def quadratic(condition_number: float = 10.0) -> Landscape:
 
     return Landscape(
         name=f"quadratic (condition number {kappa:g})",
-        formula=rf"\tfrac{{1}}{{2}}\left(x^2 + {kappa:g}\, y^2\right)",
+        formula=rf"\frac{{1}}{{2}}\left(x^2 + {kappa:g}\, y^2\right)",
         function=function,
         minima=((0.0, 0.0),),
         saddles=(),
@@ -343,7 +341,7 @@ def local_and_global() -> Landscape:
     roots = sorted(_cubic_real_roots(4.0, 0.0, -4.0, 0.3))
     return Landscape(
         name="local and global minimum",
-        formula=r"(x^2 - 1)^2 + 0.3\,x + \tfrac{1}{2} y^2",
+        formula=r"(x^2 - 1)^2 + 0.3\,x + \frac{1}{2} y^2",
         function=function,
         minima=((roots[0], 0.0), (roots[2], 0.0)),
         saddles=((roots[1], 0.0),),
@@ -391,7 +389,7 @@ def ravine(condition_number: float = 50.0, angle: float = math.pi / 4) -> Landsc
     return Landscape(
         name=f"ravine (condition number {kappa:g})",
         formula=(
-            rf"\tfrac{{1}}{{2}}\left(u^2 + {kappa:g}\, v^2\right),\ "
+            rf"\frac{{1}}{{2}}\left(u^2 + {kappa:g}\, v^2\right),\ "
             rf"u = x\cos\varphi + y\sin\varphi,\ v = -x\sin\varphi + y\cos\varphi,\ \varphi = {angle:.3g}"
         ),
         function=function,
@@ -451,7 +449,7 @@ def trajectory(
     optimizer_class: type[torch.optim.Optimizer],
     optimizer_kwargs: Mapping[str, Any] | None = None,
     *,
-    start: Point | Tensor | None = None,
+    start: tuple[float, float] | Tensor | None = None,
     steps: int = 100,
     schedule: Callable[[int], float] | None = None,
     label: str | None = None,

@@ -1,0 +1,592 @@
+"""The book's figures, in one consistent style.
+
+Every function takes the data to draw and returns a matplotlib ``Figure``, or the ``Axes``
+it drew on when it was given one through ``ax``. Nothing changes global state: the book's
+style is applied with :func:`style` (a context manager around ``matplotlib.rc_context``)
+only while a figure is being built, and figures made here are not registered with pyplot,
+so they do not pile up in memory and are shown exactly once, by leaving the figure as the
+last expression of a notebook cell (or with ``IPython.display.display(fig)``)::
+
+    runs = [lib.landscapes.trajectory(bowl, torch.optim.SGD, {"lr": 0.1}, label="SGD")]
+    lib.plot.contour(bowl, runs)
+
+To draw several panels, pass axes made by the caller::
+
+    fig, (left, right) = plt.subplots(1, 2)
+    lib.plot.contour(bowl, runs, ax=left)
+    lib.plot.loss_curves({"SGD": runs[0].losses}, ax=right)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import matplotlib as mpl
+import numpy as np
+import torch
+from cycler import cycler
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from lib.hessian import SpectralDensity
+    from lib.landscapes import Landscape, Trajectory
+
+__all__ = [
+    "BOOK_STYLE",
+    "AnimationHTML",
+    "contour",
+    "loss_curves",
+    "race",
+    "schedules",
+    "spectrum",
+    "style",
+    "surface",
+]
+
+#: Okabe and Ito's palette, distinguishable with the common forms of colour blindness.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+#: The rcParams of every figure in the book (read-only; pass overrides to :func:`style`).
+BOOK_STYLE: Mapping[str, Any] = MappingProxyType(
+    {
+        "figure.figsize": (6.0, 4.0),
+        "figure.dpi": 100,
+        "savefig.dpi": 100,
+        "savefig.bbox": "tight",
+        "font.size": 10.0,
+        "axes.titlesize": 11.0,
+        "axes.labelsize": 10.0,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.prop_cycle": cycler(color=PALETTE),
+        "lines.linewidth": 1.8,
+        "legend.frameon": False,
+        "legend.fontsize": 9.0,
+        "image.cmap": "viridis",
+    }
+)
+
+
+@contextlib.contextmanager
+def style(overrides: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Apply the book's style (plus ``overrides``) inside a ``with`` block, and nothing outside it.
+
+    Example::
+
+        with lib.plot.style():
+            fig, ax = plt.subplots()  # drawn in the book's style
+
+    Args:
+        overrides: rcParams that replace the book's, for instance ``{"figure.figsize": (8, 3)}``.
+
+    Yields:
+        Nothing; the previous rcParams are restored on exit, also after an error.
+    """
+    with mpl.rc_context({**BOOK_STYLE, **dict(overrides or {})}):
+        yield
+
+
+# the functions below take an argument named ``style``; this name reaches the context manager
+_apply_style = style
+
+
+def _new_axes(ax: Axes | None, **subplot_kw: Any) -> tuple[Figure, Axes]:
+    """A fresh figure (not registered with pyplot) with one axes, or the given axes' figure."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(layout="constrained")
+    return fig, fig.add_subplot(**subplot_kw)
+
+
+def _numpy(values: Tensor | Sequence[float] | np.ndarray) -> np.ndarray:
+    if isinstance(values, Tensor):
+        return values.detach().cpu().double().numpy()
+    return np.asarray(values, dtype=float)
+
+
+def _as_runs(trajectories: Sequence[Trajectory] | Mapping[str, Trajectory]) -> list[tuple[str, Trajectory]]:
+    if isinstance(trajectories, Mapping):
+        return [(str(label), run) for label, run in trajectories.items()]
+    return [(run.label, run) for run in trajectories]
+
+
+def _contour_levels(z: np.ndarray, levels: int, log: bool) -> np.ndarray:
+    """Levels spread evenly in value, or geometrically above the minimum for steep surfaces."""
+    z_min, z_max = float(np.nanmin(z)), float(np.nanmax(z))
+    if not log or z_max <= z_min:
+        return np.linspace(z_min, z_max, levels)
+    # shift so the lowest point sits just above zero, then space levels geometrically
+    offset = z_min - 1e-3 * (z_max - z_min)
+    shifted = np.geomspace(z_min - offset, z_max - offset, levels)
+    return shifted + offset
+
+
+def contour(
+    landscape: Landscape,
+    trajectories: Sequence[Trajectory] | Mapping[str, Trajectory] = (),
+    *,
+    ax: Axes | None = None,
+    levels: int = 30,
+    log_levels: bool = True,
+    n: int = 200,
+    filled: bool = True,
+    show_points: bool = True,
+    title: str | None = None,
+    style: Mapping[str, Any] | None = None,
+) -> Figure | Axes:
+    """A contour plot of a landscape with optimizer paths drawn on it.
+
+    Each trajectory is a labelled line with small markers at the visited points, a circle
+    at its start and its end marked; a diverged run ends with a cross. Known minima are
+    marked with stars and saddles with plus signs.
+
+    Args:
+        landscape: the surface (a :class:`lib.landscapes.Landscape`).
+        trajectories: runs from :func:`lib.landscapes.trajectory`, labelled by their
+            ``label``, or a mapping ``label -> run``.
+        ax: axes to draw on; a new figure is made when None.
+        levels: the number of contour levels, at least 2.
+        log_levels: space levels geometrically above the minimum (shows the floor of
+            steep valleys such as Rosenbrock's); evenly otherwise.
+        n: grid points per axis.
+        filled: fill between the contour lines.
+        show_points: mark the landscape's minima and saddles.
+        title: the title; defaults to the landscape's name and (when short) formula.
+        style: rcParams overriding the book's style.
+
+    Returns:
+        The new ``Figure``, or ``ax`` when one was given.
+
+    Raises:
+        ValueError: if ``levels < 2``.
+    """
+    if levels < 2:
+        raise ValueError(f"levels must be at least 2, got {levels}")
+    with _apply_style(style):
+        fig, axes = _new_axes(ax)
+        x, y, z = (_numpy(t) for t in landscape.grid(n))
+        values = _contour_levels(z, levels, log_levels)
+        if filled:
+            axes.contourf(x, y, z, levels=values, cmap="Greys_r", alpha=0.35)
+        axes.contour(x, y, z, levels=values, cmap="viridis", linewidths=0.6, alpha=0.8)
+        if show_points:
+            for i, point in enumerate(landscape.minima):
+                axes.plot(*point, "*", color="gold", markeredgecolor="black", markersize=12, zorder=5,
+                          label="minimum" if i == 0 else None)  # fmt: skip
+            for i, point in enumerate(landscape.saddles):
+                axes.plot(*point, "P", color="white", markeredgecolor="black", markersize=9, zorder=5,
+                          label="saddle" if i == 0 else None)  # fmt: skip
+        for label, run in _as_runs(trajectories):
+            path = _numpy(run.path)
+            (line,) = axes.plot(path[:, 0], path[:, 1], "-", marker=".", markersize=3, label=label, zorder=6)
+            axes.plot(*path[0], "o", color=line.get_color(), markersize=6, zorder=7)
+            end_marker = "X" if run.diverged else "s"
+            axes.plot(*path[-1], end_marker, color=line.get_color(), markeredgecolor="black", zorder=7)
+        x_min, x_max, y_min, y_max = landscape.box
+        axes.set_xlim(x_min, x_max)
+        axes.set_ylim(y_min, y_max)
+        axes.set_xlabel("$x$")
+        axes.set_ylabel("$y$")
+        if title is None:  # the formula when it fits on one line
+            title = (
+                f"{landscape.name}: ${landscape.formula}$" if len(landscape.formula) <= 50 else landscape.name
+            )
+        axes.set_title(title)
+        axes.grid(False)
+        if axes.get_legend_handles_labels()[1]:
+            axes.legend(loc="best")
+    return axes if ax is not None else fig
+
+
+def surface(
+    landscape: Landscape,
+    trajectories: Sequence[Trajectory] | Mapping[str, Trajectory] = (),
+    *,
+    ax: Axes | None = None,
+    n: int = 80,
+    elevation: float = 35.0,
+    azimuth: float = -60.0,
+    log_z: bool = False,
+    title: str | None = None,
+    style: Mapping[str, Any] | None = None,
+) -> Figure | Axes:
+    r"""A 3-D surface plot of a landscape, optionally with paths lifted onto it.
+
+    Args:
+        landscape: the surface.
+        trajectories: runs to draw on the surface, as in :func:`contour`.
+        ax: a 3-D axes (``projection="3d"``) to draw on; a new figure is made when None.
+        n: grid points per axis.
+        elevation: viewing elevation in degrees.
+        azimuth: viewing azimuth in degrees.
+        log_z: plot :math:`\log(1 + f - f_{\min})` instead of :math:`f` (for steep surfaces).
+        title: the title; defaults to the landscape's name.
+        style: rcParams overriding the book's style.
+
+    Returns:
+        The new ``Figure``, or ``ax`` when one was given.
+
+    Raises:
+        ValueError: if ``ax`` is not a 3-D axes.
+    """
+    if ax is not None and getattr(ax, "name", "") != "3d":
+        raise ValueError("ax must be a 3-D axes, made with projection='3d'")
+    with _apply_style(style):
+        fig, axes = _new_axes(ax, projection="3d")
+        x, y, z = (_numpy(t) for t in landscape.grid(n))
+        z_min = float(z.min())
+
+        def lift(values: np.ndarray) -> np.ndarray:
+            return np.log1p(values - z_min) if log_z else values
+
+        axes.plot_surface(x, y, lift(z), cmap="viridis", linewidth=0, antialiased=True, alpha=0.85)
+        for label, run in _as_runs(trajectories):
+            path, losses = _numpy(run.path), _numpy(run.losses)
+            axes.plot(
+                path[:, 0], path[:, 1], lift(losses), "-", marker=".", markersize=3, label=label, zorder=10
+            )
+        axes.view_init(elev=elevation, azim=azimuth)
+        axes.set_xlabel("$x$")
+        axes.set_ylabel("$y$")
+        axes.set_zlabel(r"$\log(1 + f - f_{\min})$" if log_z else "$f(x, y)$")
+        axes.set_title(title if title is not None else landscape.name)
+        if axes.get_legend_handles_labels()[1]:
+            axes.legend(loc="upper right")
+    return axes if ax is not None else fig
+
+
+def _history_arrays(label: str, history: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(losses, elapsed seconds or None) from a history object or a plain sequence of losses."""
+    if hasattr(history, "step_loss"):
+        losses = _numpy(
+            list(history.step_loss) if not isinstance(history.step_loss, Tensor) else history.step_loss
+        )
+        times = getattr(history, "step_time", None)
+        times = None if times is None or len(times) == 0 else _numpy(times)
+        if times is not None and times.shape != losses.shape:
+            raise ValueError(
+                f"history {label!r} has {losses.size} step_loss values but {times.size} step_time values"
+            )
+        return losses, times
+    if isinstance(history, str) or not isinstance(history, Sequence | Tensor | np.ndarray):
+        raise ValueError(
+            f"history {label!r} must have attributes step_loss and step_time, or be a sequence of losses; "
+            f"got {type(history).__name__}"
+        )
+    return _numpy(history).reshape(-1), None
+
+
+def loss_curves(
+    histories: Mapping[str, Any],
+    *,
+    against: str = "step",
+    ax: Axes | None = None,
+    log: bool = True,
+    smooth: int = 1,
+    title: str | None = None,
+    style: Mapping[str, Any] | None = None,
+) -> Figure | Axes:
+    r"""Training loss against step, against wall-clock time, or both side by side.
+
+    A history is any object with attributes ``step_loss`` (the loss at each step) and
+    ``step_time`` (seconds since the start of training at each step), as
+    ``lib.train.fit`` returns, or a plain sequence of losses (which can only be drawn
+    against the step). With ``smooth = w > 1`` each curve is the running mean of the last
+    :math:`w` losses,
+
+    .. math::
+
+        \bar L_t = \frac{1}{\min(w, t + 1)} \sum_{s = \max(0, t - w + 1)}^{t} L_s,
+
+    which tames the noise of mini-batch losses.
+
+    Args:
+        histories: a mapping ``label -> history``, one curve each.
+        against: ``"step"``, ``"time"`` (wall-clock seconds) or ``"both"`` (two panels).
+        ax: axes to draw on (not with ``"both"``); a new figure is made when None.
+        log: logarithmic loss axis (only used when every loss is positive).
+        smooth: window of the running mean, 1 for none.
+        title: the figure title.
+        style: rcParams overriding the book's style.
+
+    Returns:
+        The new ``Figure``, or ``ax`` when one was given.
+
+    Raises:
+        ValueError: for an unknown ``against``, ``"both"`` with an ``ax``, ``smooth < 1``,
+            an empty ``histories``, or a history without times drawn against time.
+    """
+    if against not in ("step", "time", "both"):
+        raise ValueError(f"against must be 'step', 'time' or 'both', got {against!r}")
+    if against == "both" and ax is not None:
+        raise ValueError("against='both' draws two panels: pass ax=None")
+    if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
+        raise ValueError(f"smooth must be a positive integer (1 for none), got {smooth!r}")
+    if len(histories) == 0:
+        raise ValueError("histories must hold at least one label -> history")
+    curves = {label: _history_arrays(label, history) for label, history in histories.items()}
+    kinds = ["step", "time"] if against == "both" else [against]
+    if "time" in kinds:
+        untimed = [label for label, (_, times) in curves.items() if times is None]
+        if untimed:
+            raise ValueError(f"histories {untimed} have no step_time: draw them with against='step'")
+    with _apply_style(style):
+        if ax is not None:
+            fig, panels = ax.figure, [ax]
+        else:
+            size = mpl.rcParams["figure.figsize"]
+            fig = Figure(figsize=(size[0] * len(kinds), size[1]), layout="constrained")
+            panels = list(np.atleast_1d(fig.subplots(1, len(kinds))))
+        for axes, kind in zip(panels, kinds, strict=True):
+            for label, (losses, times) in curves.items():
+                y = _running_mean(losses, smooth)
+                x = np.arange(losses.size) if kind == "step" else times
+                axes.plot(x, y, label=label)
+            all_losses = np.concatenate([losses for losses, _ in curves.values()])
+            if log and all_losses.size and np.all(all_losses[np.isfinite(all_losses)] > 0):
+                axes.set_yscale("log")
+            axes.set_xlabel("step" if kind == "step" else "wall-clock time (s)")
+            axes.set_ylabel("training loss" + (f" (running mean of {smooth})" if smooth > 1 else ""))
+            if len(curves) > 1:
+                axes.legend()
+        if title is not None:
+            (fig.suptitle(title) if ax is None else ax.set_title(title))
+    return ax if ax is not None else fig
+
+
+def _running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """The mean of the last ``window`` values at each index (fewer at the start)."""
+    if window == 1:
+        return values
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    index = np.arange(values.size)
+    first = np.maximum(index - window + 1, 0)
+    return (cumulative[index + 1] - cumulative[first]) / (index + 1 - first)
+
+
+def schedules(
+    schedules: Mapping[str, Callable[[int], float]],
+    steps: int,
+    *,
+    ax: Axes | None = None,
+    log: bool = False,
+    title: str | None = None,
+    style: Mapping[str, Any] | None = None,
+) -> Figure | Axes:
+    """Learning-rate schedules against the step: one curve ``t -> lr(t)`` per schedule.
+
+    Args:
+        schedules: a mapping ``label -> schedule``, each a function of the step
+            :math:`t = 0, \\dots, \\text{steps} - 1` returning the learning rate.
+        steps: how many steps to draw, positive.
+        ax: axes to draw on; a new figure is made when None.
+        log: logarithmic learning-rate axis.
+        title: the title.
+        style: rcParams overriding the book's style.
+
+    Returns:
+        The new ``Figure``, or ``ax`` when one was given.
+
+    Raises:
+        ValueError: if ``steps`` is not a positive integer or ``schedules`` is empty.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if len(schedules) == 0:
+        raise ValueError("schedules must hold at least one label -> schedule")
+    with _apply_style(style):
+        fig, axes = _new_axes(ax)
+        t = np.arange(steps)
+        for label, schedule in schedules.items():
+            axes.plot(t, [float(schedule(int(s))) for s in t], label=label)
+        if log:
+            axes.set_yscale("log")
+        axes.set_xlabel("step")
+        axes.set_ylabel("learning rate")
+        if title is not None:
+            axes.set_title(title)
+        if len(schedules) > 1:
+            axes.legend()
+    return axes if ax is not None else fig
+
+
+def spectrum(
+    eigenvalues: Tensor | Sequence[float] | SpectralDensity,
+    *,
+    ax: Axes | None = None,
+    bins: int = 50,
+    grid_points: int = 400,
+    sigma: float | None = None,
+    log_density: bool = False,
+    title: str | None = None,
+    style: Mapping[str, Any] | None = None,
+) -> Figure | Axes:
+    """A Hessian spectrum: a histogram of eigenvalues, or a smoothed density curve.
+
+    Given eigenvalues (for instance from ``torch.linalg.eigvalsh`` of a dense Hessian),
+    draws their histogram; given a :class:`lib.hessian.SpectralDensity` (from stochastic
+    Lanczos quadrature), draws its Gaussian-smoothed density. A dashed line marks zero:
+    mass to its left is negative curvature.
+
+    Args:
+        eigenvalues: the eigenvalues, or a spectral density.
+        ax: axes to draw on; a new figure is made when None.
+        bins: histogram bins.
+        grid_points: points of the density curve.
+        sigma: width of the smoothing kernel of a density; see
+            :meth:`lib.hessian.SpectralDensity.smooth`.
+        log_density: logarithmic density axis (the bulk near zero dwarfs the outliers).
+        title: the title.
+        style: rcParams overriding the book's style.
+
+    Returns:
+        The new ``Figure``, or ``ax`` when one was given.
+
+    Raises:
+        ValueError: if there are no eigenvalues or ``bins < 1``.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    with _apply_style(style):
+        fig, axes = _new_axes(ax)
+        if hasattr(eigenvalues, "nodes") and hasattr(eigenvalues, "smooth"):
+            nodes = eigenvalues.nodes
+            low, high = nodes.min().item(), nodes.max().item()
+            pad = 0.05 * (high - low) if high > low else 1.0
+            grid = torch.linspace(low - pad, high + pad, grid_points, dtype=nodes.dtype, device=nodes.device)
+            density = eigenvalues.smooth(grid, sigma)
+            axes.plot(_numpy(grid), _numpy(density), label="spectral density")
+            axes.fill_between(_numpy(grid), _numpy(density), alpha=0.25)
+            axes.set_ylabel("density")
+        else:
+            values = _numpy(eigenvalues).reshape(-1)
+            if values.size == 0:
+                raise ValueError("eigenvalues must not be empty")
+            axes.hist(values, bins=bins, alpha=0.8, label="eigenvalues")
+            axes.set_ylabel("count")
+        if log_density:
+            axes.set_yscale("log")
+        axes.axvline(0.0, color="black", linestyle="--", linewidth=0.8)
+        axes.set_xlabel(r"eigenvalue $\lambda$ of the Hessian")
+        if title is not None:
+            axes.set_title(title)
+    return axes if ax is not None else fig
+
+
+class AnimationHTML(str):
+    """An animation as an HTML string that also renders itself in Jupyter (``_repr_html_``)."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        return str(self)
+
+
+def race(
+    landscape: Landscape,
+    trajectories: Sequence[Trajectory] | Mapping[str, Trajectory],
+    *,
+    frames: int = 30,
+    fps: int = 10,
+    dpi: int = 60,
+    figsize: tuple[float, float] = (5.0, 4.0),
+    max_megabytes: float = 1.0,
+    frame_format: str = "png",
+    title: str | None = None,
+    style: Mapping[str, Any] | None = None,
+) -> AnimationHTML:
+    """An animation of optimizers racing on a landscape, as self-contained JavaScript HTML.
+
+    The contour plot of :func:`contour` is drawn once; each frame extends every path by
+    the same number of steps, with the current point as a dot. The animation is rendered
+    by matplotlib's ``FuncAnimation.to_jshtml`` (frames embedded as images, play controls
+    in JavaScript), so it plays on a static site without a kernel. To keep notebooks
+    small it uses few frames at low resolution, and matplotlib's ``animation.embed_limit``
+    is set to ``max_megabytes`` so frames beyond that size are dropped rather than
+    embedded.
+
+    Args:
+        landscape: the surface.
+        trajectories: the runs to animate, as in :func:`contour`; they may have different
+            lengths (a diverged run stops where it blew up).
+        frames: the number of frames, at least 2.
+        fps: frames per second of playback.
+        dpi: resolution of the frames.
+        figsize: size of the frames in inches.
+        max_megabytes: the embedding limit in megabytes.
+        frame_format: ``"png"`` (crisp lines) or ``"jpeg"`` (smaller).
+        title: the title; defaults to the landscape's name.
+        style: rcParams overriding the book's style.
+
+    Returns:
+        An :class:`AnimationHTML` string: it renders as the animation when it is the last
+        expression of a notebook cell, and can be written to a file as it is.
+
+    Raises:
+        ValueError: if ``frames < 2``, there are no trajectories, ``max_megabytes`` is not
+            positive or ``frame_format`` is unknown.
+    """
+    from matplotlib.animation import FuncAnimation
+
+    runs = _as_runs(trajectories)
+    if not runs:
+        raise ValueError("trajectories must hold at least one run")
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
+        raise ValueError(f"frames must be an integer >= 2, got {frames!r}")
+    if not max_megabytes > 0:
+        raise ValueError(f"max_megabytes must be positive, got {max_megabytes}")
+    if frame_format not in ("png", "jpeg"):
+        raise ValueError(f"frame_format must be 'png' or 'jpeg', got {frame_format!r}")
+    longest = max(run.path.shape[0] for _, run in runs)
+    # the step shown in each frame, from the start to the end of the longest run
+    shown = np.unique(np.linspace(0, longest - 1, frames).round().astype(int))
+    overrides = {
+        "animation.embed_limit": max_megabytes,
+        "animation.frame_format": frame_format,
+        "savefig.dpi": dpi,  # the frames are saved at savefig.dpi
+        "savefig.bbox": None,  # every frame the same size
+    }
+    with _apply_style({**dict(style or {}), **overrides}):
+        fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+        axes = fig.add_subplot()
+        # a light background: grey, aliased contour lines compress to a fraction of the size
+        x, y, z = (_numpy(t) for t in landscape.grid(100))
+        axes.contour(
+            x, y, z, levels=_contour_levels(z, 15, True), colors="0.6", linewidths=0.6, antialiased=False
+        )
+        for point in landscape.minima:
+            axes.plot(*point, "*", color="gold", markeredgecolor="black", markersize=10, zorder=5)
+        x_min, x_max, y_min, y_max = landscape.box
+        axes.set_xlim(x_min, x_max)
+        axes.set_ylim(y_min, y_max)
+        axes.set_xlabel("$x$")
+        axes.set_ylabel("$y$")
+        axes.grid(False)
+        axes.set_title(title if title is not None else landscape.name)
+        paths = [_numpy(run.path) for _, run in runs]
+        lines, heads = [], []
+        for (label, _), path in zip(runs, paths, strict=True):
+            (line,) = axes.plot(path[:1, 0], path[:1, 1], "-", label=label, zorder=6)
+            (head,) = axes.plot(path[:1, 0], path[:1, 1], "o", color=line.get_color(), zorder=7)
+            lines.append(line)
+            heads.append(head)
+        axes.legend(loc="upper right", fontsize=7)
+
+        def draw(frame: int) -> list[Any]:
+            step = int(shown[frame])
+            for line, head, path in zip(lines, heads, paths, strict=True):
+                upto = min(step, path.shape[0] - 1)
+                line.set_data(path[: upto + 1, 0], path[: upto + 1, 1])
+                head.set_data(path[upto : upto + 1, 0], path[upto : upto + 1, 1])
+            return [*lines, *heads]
+
+        animation = FuncAnimation(fig, draw, frames=len(shown), interval=1000 / fps, blit=False)
+        html = animation.to_jshtml(fps=fps, default_mode="once")
+    return AnimationHTML(html)

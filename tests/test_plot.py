@@ -1,0 +1,202 @@
+"""Tests for lib.plot: what each figure holds, and that nothing global changes."""
+
+import math
+from dataclasses import dataclass, field
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from lib import hessian as H
+from lib import landscapes as L
+from lib import plot as P
+
+
+@dataclass
+class History:
+    """The shape of what lib.train.fit returns, as far as the plots read it."""
+
+    step_loss: list = field(default_factory=list)
+    step_time: list = field(default_factory=list)
+
+
+def history(n, scale=1.0, seconds_per_step=0.01):
+    return History([scale / (t + 1) for t in range(n)], [seconds_per_step * (t + 1) for t in range(n)])
+
+
+@pytest.fixture
+def rc_unchanged():
+    """Fail if a test leaves matplotlib's global rcParams different from before."""
+    before = {key: str(value) for key, value in mpl.rcParams.items()}
+    figures_before = plt.get_fignums()
+    yield
+    after = {key: str(value) for key, value in mpl.rcParams.items()}
+    assert {k for k in before if before[k] != after[k]} == set()
+    assert plt.get_fignums() == figures_before  # nothing registered with pyplot
+
+
+@pytest.fixture
+def runs():
+    surface = L.local_and_global()
+    return surface, [
+        L.trajectory(surface, torch.optim.SGD, {"lr": 0.01}, steps=200, label="GD"),
+        L.trajectory(surface, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}, steps=200, label="momentum"),
+    ]
+
+
+def legend_labels(ax):
+    legend = ax.get_legend()
+    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
+
+
+def test_style_context_applies_and_restores(rc_unchanged):
+    before = mpl.rcParams["axes.spines.top"]
+    with P.style({"figure.figsize": (3.0, 2.0)}):
+        assert mpl.rcParams["axes.spines.top"] is False
+        assert tuple(mpl.rcParams["figure.figsize"]) == (3.0, 2.0)
+    assert mpl.rcParams["axes.spines.top"] == before
+    with pytest.raises(TypeError):
+        P.BOOK_STYLE["font.size"] = 20  # the book's style is read-only
+
+
+def test_contour_draws_each_trajectory_with_its_label(rc_unchanged, runs):
+    surface, trajectories = runs
+    fig = P.contour(surface, trajectories)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    labels = legend_labels(ax)
+    assert "GD" in labels and "momentum" in labels
+    drawn = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_allclose(drawn["momentum"].get_xydata(), trajectories[1].path.numpy())
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title().startswith(surface.name)
+    assert ax.get_xlim() == surface.box[:2]
+    fig.canvas.draw()  # the title's LaTeX must parse in mathtext
+
+
+def test_contour_accepts_mapping_and_given_axes(rc_unchanged, runs):
+    surface, trajectories = runs
+    fig, (left, right) = plt.subplots(1, 2)
+    try:
+        returned = P.contour(surface, {"first": trajectories[0]}, ax=right)
+        assert returned is right
+        assert "first" in legend_labels(right)
+        assert not left.get_lines()
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "landscape",
+    [L.quadratic(), L.rosenbrock(), L.beale(), L.himmelblau(), L.saddle(), L.monkey_saddle(), L.ravine()],
+    ids=lambda f: f.name,
+)
+def test_every_landscape_renders(rc_unchanged, landscape):
+    fig = P.contour(landscape, n=40, levels=10)
+    fig.canvas.draw()
+    assert fig.axes[0].collections  # contour sets were drawn
+
+
+def test_surface_is_3d_with_paths(rc_unchanged, runs):
+    surface, trajectories = runs
+    fig = P.surface(surface, trajectories, n=30)
+    (ax,) = fig.axes
+    assert ax.name == "3d"
+    assert [line.get_label() for line in ax.get_lines()] == ["GD", "momentum"]
+    assert ax.get_zlabel()
+    with pytest.raises(ValueError, match="ax must be a 3-D axes"):
+        P.surface(surface, ax=fig.add_subplot(2, 1, 1))
+
+
+def test_loss_curves_against_step_and_time(rc_unchanged):
+    histories = {"fast": history(50, seconds_per_step=0.01), "slow": history(50, seconds_per_step=0.05)}
+    fig = P.loss_curves(histories, against="both")
+    by_step, by_time = fig.axes
+    assert by_step.get_xlabel() == "step" and "time" in by_time.get_xlabel()
+    assert by_step.get_ylabel() and by_step.get_yscale() == "log"
+    assert legend_labels(by_step) == ["fast", "slow"]
+    slow = next(line for line in by_time.get_lines() if line.get_label() == "slow")
+    assert slow.get_xdata()[-1] == pytest.approx(2.5)  # 50 steps at 0.05 s
+    np.testing.assert_allclose(slow.get_ydata(), histories["slow"].step_loss)
+
+
+def test_loss_curves_plain_sequences_and_smoothing(rc_unchanged):
+    noisy = [1.0, 3.0, 1.0, 3.0, 1.0, 3.0]
+    fig = P.loss_curves({"noisy": noisy, "tensor": torch.tensor(noisy)}, smooth=2, log=False)
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert len(lines) == 2
+    # running mean of the last two: first value alone, then pairs average to 2
+    np.testing.assert_allclose(lines[0].get_ydata(), [1.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    np.testing.assert_allclose(lines[1].get_ydata(), lines[0].get_ydata())
+
+
+def test_loss_curves_bad_input(rc_unchanged):
+    with pytest.raises(ValueError, match="have no step_time"):
+        P.loss_curves({"plain": [1.0, 0.5]}, against="time")
+    with pytest.raises(ValueError, match="against must be 'step', 'time' or 'both'"):
+        P.loss_curves({"a": [1.0]}, against="epoch")
+    with pytest.raises(ValueError, match="smooth must be a positive integer"):
+        P.loss_curves({"a": [1.0]}, smooth=0)
+    with pytest.raises(ValueError, match="step_loss values but"):
+        P.loss_curves({"a": History([1.0, 0.5], [0.1])})
+    with pytest.raises(ValueError, match="at least one"):
+        P.loss_curves({})
+
+
+def test_schedules_plot_each_schedule_over_the_steps(rc_unchanged):
+    def cosine(t):
+        return 0.05 * (1 + math.cos(math.pi * t / 100))
+
+    fig = P.schedules({"constant": lambda t: 0.1, "cosine": cosine}, steps=100)
+    (ax,) = fig.axes
+    assert legend_labels(ax) == ["constant", "cosine"]
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "learning rate"
+    line = ax.get_lines()[1]
+    assert len(line.get_xdata()) == 100
+    assert line.get_ydata()[0] == pytest.approx(0.1) and line.get_ydata()[50] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        P.schedules({"constant": lambda t: 0.1}, steps=0)
+
+
+def test_spectrum_histogram_and_density(rc_unchanged):
+    eigenvalues = torch.tensor([-1.0, 0.0, 0.1, 0.2, 3.0, 3.1])
+    fig = P.spectrum(eigenvalues, bins=5)
+    (ax,) = fig.axes
+    assert sum(patch.get_height() for patch in ax.patches) == 6  # every eigenvalue counted
+    assert ax.get_xlabel() and ax.get_ylabel() == "count"
+
+    a = torch.diag(torch.linspace(-1.0, 4.0, 30, dtype=torch.float64))
+    x = torch.ones(30, dtype=torch.float64, requires_grad=True)
+    density = H.spectral_density(lambda: 0.5 * x @ a @ x, [x], num_probes=4, num_steps=10)
+    fig = P.spectrum(density, sigma=0.2)
+    (ax,) = fig.axes
+    (curve, *_) = ax.get_lines()
+    grid, values = curve.get_xdata(), curve.get_ydata()
+    assert ax.get_ylabel() == "density"
+    assert np.trapezoid(values, grid) == pytest.approx(1.0, abs=1e-2)
+    assert grid.min() < -1.0 and grid.max() > 4.0
+
+
+def test_race_animation_html_holds_frames_and_stays_small(rc_unchanged, runs):
+    surface, trajectories = runs
+    html = P.race(surface, trajectories, frames=6, dpi=40, max_megabytes=0.5)
+    assert isinstance(html, str) and html._repr_html_() == html
+    assert "<script" in html and "animation" in html.lower()
+    assert html.count("data:image/png;base64") == 6  # one embedded image per frame
+    assert len(html) < 0.5 * 2**20
+
+
+def test_race_handles_runs_of_different_lengths(rc_unchanged):
+    bowl = L.quadratic(10.0)
+    stable = L.trajectory(bowl, torch.optim.SGD, {"lr": 0.1}, steps=40, label="stable")
+    diverging = L.trajectory(bowl, torch.optim.SGD, {"lr": 0.3}, steps=40, label="too large", max_value=10.0)
+    assert diverging.diverged and diverging.steps < stable.steps
+    html = P.race(bowl, [stable, diverging], frames=4, dpi=30, frame_format="jpeg")
+    assert html.count("data:image/jpeg;base64") == 4
+    with pytest.raises(ValueError, match="frames must be an integer >= 2"):
+        P.race(bowl, [stable], frames=1)
+    with pytest.raises(ValueError, match="at least one run"):
+        P.race(bowl, [])
