@@ -1,0 +1,432 @@
+"""Tests for lib.train: fit's records, determinism, divergence, early stopping, modes."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lib.data import BatchLoader, TensorData, make_moons, make_noisy_function
+from lib.models import mlp
+from lib.train import DivergenceError, History, evaluate, fit
+
+
+def _classification(n: int = 200, seed: int = 0) -> TensorData:
+    return make_moons(n, noise=0.2, seed=seed)
+
+
+def _model(dropout: bool = False, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    net = mlp(2, 16, 2, 2)
+    return nn.Sequential(net[:-1], nn.Dropout(0.2), net[-1]) if dropout else net
+
+
+def _without_times(history: History) -> dict:
+    record = dataclasses.asdict(history)
+    del record["step_time"], record["epoch_time"]
+    return record
+
+
+def test_fit_matches_a_hand_written_torch_loop():
+    data = _classification()
+    model, reference = _model(), _model()
+    fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        nn.CrossEntropyLoss(),
+        data,
+        epochs=3,
+        batch_size=32,
+        seed=5,
+        progress=False,
+    )
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    loader = BatchLoader(*data, batch_size=32, seed=5)
+    for _ in range(3):
+        for xb, yb in loader:
+            loss = nn.functional.cross_entropy(reference(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_history_records_every_step_and_epoch():
+    data, val = _classification(), _classification(100, seed=1)
+    model = _model()
+    history = fit(
+        model,
+        torch.optim.Adam(model.parameters(), lr=1e-2),
+        nn.CrossEntropyLoss(),
+        data,
+        val_data=val,
+        epochs=4,
+        batch_size=64,
+        progress=False,
+    )
+    steps = 4 * math.ceil(200 / 64)
+    for name in ("step_loss", "step_lr", "step_grad_norm", "step_time"):
+        assert len(getattr(history, name)) == steps, name
+    for name in ("epoch_train_loss", "epoch_val_loss", "epoch_train_acc", "epoch_val_acc", "epoch_time"):
+        assert len(getattr(history, name)) == 4, name
+    assert history.steps == steps and history.epochs == 4
+    assert history.step_time == sorted(history.step_time) and history.epoch_time[-1] >= history.step_time[-1]
+    assert all(0.0 <= a <= 1.0 for a in history.epoch_train_acc + history.epoch_val_acc)
+    assert history.epoch_train_loss[-1] < history.epoch_train_loss[0]
+    # the epoch's train loss is the size-weighted mean of its mini-batch losses (64, 64, 64, 8)
+    first = history.step_loss[:4]
+    assert history.epoch_train_loss[0] == pytest.approx((64 * sum(first[:3]) + 8 * first[3]) / 200)
+    # the last validation figures are what evaluate() measures
+    final = evaluate(model, nn.CrossEntropyLoss(), val)
+    assert history.epoch_val_loss[-1] == pytest.approx(final.loss, rel=1e-5)
+    assert history.epoch_val_acc[-1] == pytest.approx(final.accuracy)
+    assert history.best_epoch == min(range(4), key=history.epoch_val_loss.__getitem__)
+
+
+def test_gradient_norm_is_the_norm_of_all_gradients():
+    data = make_noisy_function(16, seed=0)
+    torch.manual_seed(0)
+    model = mlp(1, 8, 1, 1)
+    reference = mlp(1, 8, 1, 1)
+    reference.load_state_dict(model.state_dict())
+    history = fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.MSELoss(),
+        data,
+        epochs=1,
+        batch_size=16,
+        shuffle=False,
+        progress=False,
+    )
+    nn.MSELoss()(reference(data.x), data.y).backward()
+    expected = torch.cat([p.grad.flatten() for p in reference.parameters()]).norm()
+    assert history.step_grad_norm[0] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_regression_has_no_accuracy_and_eval_train_matches_evaluate():
+    data = make_noisy_function(40, seed=0)
+    torch.manual_seed(0)
+    model = mlp(1, 16, 2, 1)
+    history = fit(
+        model,
+        torch.optim.Adam(model.parameters(), lr=1e-2),
+        nn.MSELoss(),
+        data,
+        epochs=3,
+        batch_size=8,
+        eval_train=True,
+        progress=False,
+    )
+    assert history.epoch_train_acc == [] and history.epoch_val_acc == []
+    assert history.epoch_train_loss[-1] == pytest.approx(evaluate(model, nn.MSELoss(), data).loss, rel=1e-5)
+    assert evaluate(model, nn.MSELoss(), data).accuracy is None
+
+
+def test_two_runs_give_identical_histories():
+    data, val = _classification(), _classification(100, seed=1)
+    histories = []
+    for _ in range(2):
+        model = _model(dropout=True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        histories.append(
+            fit(
+                model,
+                optimizer,
+                nn.CrossEntropyLoss(),
+                data,
+                val_data=val,
+                epochs=3,
+                batch_size=32,
+                seed=3,
+                progress=False,
+            )
+        )
+    assert _without_times(histories[0]) == _without_times(histories[1])
+    model = _model(dropout=True)
+    other = fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+        nn.CrossEntropyLoss(),
+        data,
+        epochs=3,
+        batch_size=32,
+        seed=4,
+        progress=False,
+    )
+    assert other.step_loss != histories[0].step_loss
+
+
+def test_fit_leaves_the_global_generator_alone():
+    data, model = _classification(), _model(dropout=True)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        data,
+        epochs=1,
+        batch_size=50,
+        progress=False,
+    )
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_schedule_sets_the_learning_rate_of_every_step():
+    data = _classification()
+    model = _model()
+    optimizer = torch.optim.SGD(
+        [{"params": model[:2].parameters()}, {"params": model[2:].parameters()}], lr=1.0
+    )
+
+    def schedule(step: int) -> float:
+        return 0.1 / (1 + step)
+
+    history = fit(
+        model,
+        optimizer,
+        nn.CrossEntropyLoss(),
+        data,
+        epochs=2,
+        batch_size=100,
+        schedule=schedule,
+        progress=False,
+    )
+    assert history.step_lr == [schedule(t) for t in range(4)]
+    assert [group["lr"] for group in optimizer.param_groups] == [schedule(3)] * 2
+    # a schedule of zero really freezes the weights
+    frozen = _model()
+    before = [p.clone() for p in frozen.parameters()]
+    fit(
+        frozen,
+        torch.optim.SGD(frozen.parameters(), lr=1.0),
+        nn.CrossEntropyLoss(),
+        data,
+        epochs=1,
+        batch_size=50,
+        schedule=lambda step: 0.0,
+        progress=False,
+    )
+    assert all(torch.equal(p, q) for p, q in zip(frozen.parameters(), before, strict=True))
+
+
+def _exploding_run(**kwargs) -> tuple[nn.Module, dict]:
+    """Gradient descent on L(w) = w^2 with lr 1.5: w_t = (-2)^t and L_t = 4^t.
+
+    In float32, 4^64 = 2^128 overflows, so the loss of step 64 (from 0) is the first inf,
+    and |w| first exceeds 1000 after the update of step 9 (|w_10| = 1024).
+    """
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.ones_(model.weight)
+    data = TensorData(torch.ones(1, 1), torch.zeros(1, 1))
+    args = {"epochs": 100, "batch_size": 1, "progress": False, **kwargs}
+    return model, args | {"data": data}
+
+
+def test_divergence_raises_with_the_step_and_learning_rate():
+    model, args = _exploding_run(max_param_norm=None)
+    data = args.pop("data")
+    with pytest.raises(DivergenceError, match=r"step 64 .*learning rate 1\.5") as caught:
+        fit(model, torch.optim.SGD(model.parameters(), lr=1.5), nn.MSELoss(), data, **args)
+    assert caught.value.step == 64 and caught.value.lr == 1.5
+    assert caught.value.history.step_loss[63] == pytest.approx(4.0**63)
+
+
+def test_divergence_stop_sets_the_flags():
+    model, args = _exploding_run(max_param_norm=None)
+    data = args.pop("data")
+    history = fit(
+        model, torch.optim.SGD(model.parameters(), lr=1.5), nn.MSELoss(), data, on_divergence="stop", **args
+    )
+    assert history.diverged and history.diverged_step == 64
+    assert len(history.step_loss) == len(history.step_lr) == len(history.step_grad_norm) == 65
+    assert math.isinf(history.step_loss[-1]) and all(math.isfinite(v) for v in history.step_loss[:-1])
+    assert history.epochs == 64  # epochs before the divergent one
+
+
+def test_divergence_on_the_parameter_norm():
+    model, args = _exploding_run(max_param_norm=1000.0, sync_every=1)
+    data = args.pop("data")
+    history = fit(
+        model, torch.optim.SGD(model.parameters(), lr=1.5), nn.MSELoss(), data, on_divergence="stop", **args
+    )
+    assert history.diverged_step == 9
+    healthy, _ = _exploding_run()
+    history = fit(
+        healthy,
+        torch.optim.SGD(healthy.parameters(), lr=0.1),
+        nn.MSELoss(),
+        _exploding_run()[1]["data"],
+        epochs=100,
+        batch_size=1,
+        progress=False,
+    )
+    assert not history.diverged and history.diverged_step is None and history.step_loss[-1] < 1e-6
+
+
+def test_early_stopping_restores_the_best_weights():
+    # train towards w = 2, validate against w = 1: the validation loss falls, then rises
+    x = torch.linspace(-1, 1, 32).unsqueeze(1)
+    train, val = TensorData(x, 2 * x), TensorData(x, 1 * x)
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+
+    def remember(net: nn.Module, epoch: int, history: History) -> dict:
+        return {"w": net.weight.item(), "training": net.training}
+
+    history = fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        nn.MSELoss(),
+        train,
+        val_data=val,
+        epochs=50,
+        batch_size=32,
+        early_stopping_patience=3,
+        callback=remember,
+        progress=False,
+    )
+    best = history.best_epoch
+    assert best == min(range(history.epochs), key=history.epoch_val_loss.__getitem__)
+    assert history.stopped_early and history.epochs == best + 4
+    assert model.weight.item() == history.records["w"][best] != history.records["w"][-1]
+    assert abs(history.records["w"][best] - 1.0) < 0.1
+    assert all(history.records["training"])  # back in train mode after each validation
+
+
+def test_evaluate_restores_each_modules_mode():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2), nn.BatchNorm1d(2))
+    model.train()
+    model[3].eval()  # a frozen normalization layer stays frozen
+    data = TensorData(torch.randn(20, 3), torch.randint(0, 2, (20,)))
+    running = model[1].running_mean.clone()
+    evaluate(model, nn.CrossEntropyLoss(), data, batch_size=7)
+    assert [m.training for m in model] == [True, True, True, False]
+    assert torch.equal(model[1].running_mean, running)  # no statistics updated
+    model.eval()
+    evaluate(model, nn.CrossEntropyLoss(), data)
+    assert not any(m.training for m in model.modules())
+
+
+def test_evaluate_is_batch_size_independent():
+    data, model = _classification(), _model()
+    a = evaluate(model, nn.CrossEntropyLoss(), data, batch_size=7)
+    b = evaluate(model, nn.CrossEntropyLoss(), data, batch_size=1000)
+    assert a.loss == pytest.approx(b.loss, rel=1e-5) and a.accuracy == b.accuracy
+    logits = model(data.x)
+    assert a.accuracy == pytest.approx(float((logits.argmax(1) == data.y).float().mean()))
+
+
+def test_wrong_shapes_get_clear_errors():
+    data, model = _classification(), _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    with pytest.raises(ValueError, match=r"cannot take train_data.x: samples of shape \(3,\)"):
+        fit(
+            model,
+            optimizer,
+            loss_fn,
+            TensorData(torch.zeros(10, 3), torch.zeros(10).long()),
+            epochs=1,
+            batch_size=5,
+        )
+    with pytest.raises(ValueError, match="same number of samples"):
+        fit(model, optimizer, loss_fn, TensorData(data.x, data.y[:-1]), epochs=1, batch_size=5)
+    regression = make_noisy_function(10)
+    net = mlp(1, 4, 1, 1)
+    with pytest.raises(ValueError, match="would broadcast"):
+        fit(
+            net,
+            torch.optim.SGD(net.parameters(), lr=0.1),
+            nn.MSELoss(),
+            TensorData(regression.x, regression.y[:, 0]),
+            epochs=1,
+            batch_size=5,
+        )
+    with pytest.raises(ValueError, match="val_data"):
+        fit(
+            model,
+            optimizer,
+            loss_fn,
+            data,
+            val_data=TensorData(torch.zeros(4, 5), torch.zeros(4).long()),
+            epochs=1,
+            batch_size=5,
+        )
+    with pytest.raises(ValueError, match="must be a pair"):
+        fit(model, optimizer, loss_fn, data.x, epochs=1, batch_size=5)
+
+
+def test_device_mismatch_gets_a_clear_error():
+    data, model = _classification(), _model().to("meta")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="train_data is on cpu but the model is on meta"):
+        fit(model, optimizer, nn.CrossEntropyLoss(), data, epochs=1, batch_size=10)
+    with pytest.raises(ValueError, match="data is on cpu but the model is on meta"):
+        evaluate(model, nn.CrossEntropyLoss(), data)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"batch_size": -1}, "batch_size must be a positive integer"),
+        ({"on_divergence": "ignore"}, "on_divergence must be 'raise' or 'stop'"),
+        ({"early_stopping_patience": 2}, "early_stopping_patience needs val_data"),
+        ({"early_stopping_patience": 0}, "early_stopping_patience must be a positive integer"),
+        ({"sync_every": 0}, "sync_every must be a positive integer"),
+        ({"max_param_norm": -1.0}, "max_param_norm must be > 0 or None"),
+    ],
+)
+def test_fit_rejects_bad_arguments(kwargs, message):
+    data, model = _classification(), _model()
+    args = {"epochs": 1, "batch_size": 10, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), data, **args)
+
+
+def test_progress_bar_only_when_asked_or_long(capsys):
+    data, model = _classification(), _model()
+
+    def run(progress, epochs):
+        fit(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            nn.CrossEntropyLoss(),
+            data,
+            epochs=epochs,
+            batch_size=200,
+            progress=progress,
+        )
+        return capsys.readouterr()
+
+    quiet = run(None, 1)  # one step, far shorter than the bar's delay: no bar at all
+    assert quiet.out == "" and quiet.err == ""
+    assert run(False, 3).err == ""
+    shown = run(True, 3)
+    assert shown.out == "" and "step" in shown.err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_cuda_is_deterministic_and_close_to_cpu():
+    data = _classification()
+    histories = []
+    for device in ("cuda", "cuda", "cpu"):
+        model = _model().to(device)
+        histories.append(
+            fit(
+                model,
+                torch.optim.SGD(model.parameters(), lr=0.1),
+                nn.CrossEntropyLoss(),
+                data.to(device),
+                epochs=2,
+                batch_size=32,
+                progress=False,
+            )
+        )
+    assert histories[0].step_loss == histories[1].step_loss
+    assert histories[0].step_loss == pytest.approx(histories[2].step_loss, rel=1e-4)
