@@ -30,8 +30,6 @@ The optional larger data set, Fashion-MNIST (:func:`load_fashion_mnist`), is rea
 local folder and fetched only when ``download=True`` is passed explicitly.
 """
 
-from __future__ import annotations
-
 import functools
 import gzip
 import hashlib
@@ -53,17 +51,14 @@ DeviceLike = torch.device | str | None
 
 
 class TensorData(NamedTuple):
-    """Inputs and targets of one split, as a named tuple ``(x, y)``.
+    """Inputs and targets of one split, as a named tuple ``(x, y)``."""
 
-    Attributes:
-        x: the inputs, float32, one sample per row of the first dimension.
-        y: the targets: int64 class labels for classification, float32 for regression.
-    """
-
+    #: The inputs, float32, one sample per row of the first dimension.
     x: Tensor
+    #: The targets, int64 class labels for classification or float32 values for regression.
     y: Tensor
 
-    def to(self, device: DeviceLike) -> TensorData:
+    def to(self, device: DeviceLike) -> "TensorData":
         """Return a copy on ``device`` (the same object's tensors if already there)."""
         return TensorData(self.x.to(device), self.y.to(device))
 
@@ -84,7 +79,7 @@ class Splits:
     test: TensorData
     num_classes: int | None = None
 
-    def to(self, device: DeviceLike) -> Splits:
+    def to(self, device: DeviceLike) -> "Splits":
         """Return a copy with every split on ``device``."""
         return Splits(self.train.to(device), self.val.to(device), self.test.to(device), self.num_classes)
 
@@ -242,7 +237,7 @@ def _fetch(url: str, target: Path, md5: str) -> None:
 
 
 def load_fashion_mnist(
-    root: str | Path,
+    root: str,
     *,
     download: bool = False,
     val_size: int = 10000,
@@ -256,7 +251,8 @@ def load_fashion_mnist(
     checksum is verified. Nothing is fetched unless ``download=True``.
 
     Args:
-        root: the folder holding (or to receive) the four ``.gz`` files.
+        root: the folder holding (or to receive) the four ``.gz`` files (a ``str`` or a
+            ``pathlib.Path``).
         download: fetch the missing files from the Fashion-MNIST repository.
         val_size: how many of the 60000 training images to hold out for validation,
             in [1, 59999].
@@ -590,16 +586,13 @@ def threshold_true_error(thresholds: Tensor, threshold: float, label_noise: floa
 
 
 class ShiftedData(NamedTuple):
-    """A training set, a test set from its distribution, and a shifted test set.
+    """A training set, a test set from its distribution, and a shifted test set."""
 
-    Attributes:
-        train: the training data.
-        test: test data from the training distribution.
-        shifted: test data whose inputs come from a shifted distribution.
-    """
-
+    #: The training data.
     train: TensorData
+    #: Test data from the training distribution.
     test: TensorData
+    #: Test data whose inputs come from a shifted distribution.
     shifted: TensorData
 
 

@@ -11,8 +11,6 @@ r"""Small, readable models for the book's experiments.
 Every builder takes ``device`` and ``dtype`` and creates its parameters there.
 """
 
-from __future__ import annotations
-
 import copy
 from dataclasses import dataclass
 

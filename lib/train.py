@@ -24,8 +24,6 @@ What the loop promises:
   compares nothing that depends on timing.
 """
 
-from __future__ import annotations
-
 import copy
 import math
 import sys
@@ -42,7 +40,7 @@ from lib.data import BatchLoader
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Schedule = Callable[[int], float]
-EpochCallback = Callable[[nn.Module, int, "History"], "dict[str, Any] | None"]
+EpochCallback = Callable[[nn.Module, int, "History"], dict[str, Any] | None]
 
 PROGRESS_DELAY_S = 2.0
 
@@ -56,7 +54,7 @@ class DivergenceError(RuntimeError):
         history: the history up to and including that step.
     """
 
-    def __init__(self, message: str, step: int, lr: float, history: History) -> None:
+    def __init__(self, message: str, step: int, lr: float, history: "History") -> None:
         super().__init__(message)
         self.step = step
         self.lr = lr
@@ -119,15 +117,11 @@ class History:
 
 
 class Evaluation(NamedTuple):
-    """The result of :func:`evaluate`.
+    """The result of :func:`evaluate`."""
 
-    Attributes:
-        loss: the mean loss over the data.
-        accuracy: the fraction of correct predictions, or ``None`` for regression
-            (floating-point targets).
-    """
-
+    #: The mean loss over the data.
     loss: float
+    #: The fraction of correct predictions, or ``None`` for regression (floating-point targets).
     accuracy: float | None
 
 
