@@ -85,7 +85,7 @@ class Landscape:
     def grid(
         self, n: int = 200, *, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """The values on an ``n`` by ``n`` grid covering :attr:`box`, for contour and surface plots.
+        """The values on an ``n`` by ``n`` grid covering ``box``, for contour and surface plots.
 
         Args:
             n: points per axis, at least 2.
@@ -108,7 +108,7 @@ class Landscape:
 
     @property
     def global_minimum(self) -> float | None:
-        """The value at the global minimum (the first of :attr:`minima`), or None if it has none."""
+        """The value at the global minimum (the first of ``minima``), or None if it has none."""
         if not self.minima:
             return None
         return float(self(torch.tensor(self.minima[0], dtype=torch.float64)))
