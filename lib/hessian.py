@@ -340,7 +340,9 @@ def _lanczos_tridiagonal(
     """
     dim = v0.numel()
     q = v0 / torch.linalg.vector_norm(v0)
-    basis = [q]
+    # the basis Q as rows of a buffer that doubles when full (no copy of Q per step)
+    basis = torch.empty(min(steps, dim, 16) + 1, dim, dtype=v0.dtype, device=v0.device)
+    basis[0] = q
     alphas: list[float] = []
     betas: list[float] = []  # betas[j] couples q_j and q_{j+1}
     scale = 0.0
@@ -349,7 +351,7 @@ def _lanczos_tridiagonal(
         # alpha_j = q_j^T A q_j
         alpha = torch.dot(basis[j], w)
         # full reorthogonalization, twice ("twice is enough"), against every q so far
-        q_mat = torch.stack(basis)  # (j+1, n)
+        q_mat = basis[: j + 1]  # (j+1, n), a view
         w = w - q_mat.T @ (q_mat @ w)
         w = w - q_mat.T @ (q_mat @ w)
         alphas.append(alpha.item())
@@ -372,11 +374,16 @@ def _lanczos_tridiagonal(
                 w = w - q_mat.T @ (q_mat @ w)
                 w = w - q_mat.T @ (q_mat @ w)
                 norm = torch.linalg.vector_norm(w) * math.sqrt(dim / (dim - q_mat.shape[0]))
-            basis.append(w / torch.linalg.vector_norm(w))
+            w = w / torch.linalg.vector_norm(w)
         else:
-            basis.append(w / beta)
+            w = w / beta
+        if j + 1 == basis.shape[0]:
+            grown = torch.empty(min(2 * basis.shape[0], dim + 1), dim, dtype=v0.dtype, device=v0.device)
+            grown[: j + 1] = basis
+            basis = grown
+        basis[j + 1] = w
         betas.append(beta)
-    return alphas, betas, torch.stack(basis[: len(alphas)])
+    return alphas, betas, basis[: len(alphas)]
 
 
 def _tridiagonal(alphas: list[float], betas: list[float]) -> Tensor:
