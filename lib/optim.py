@@ -1115,12 +1115,13 @@ class SWATS(Adam):
         grads = [_gradient(p, group["maximize"], group["weight_decay"]) for p in params]
         before = [p.detach().clone() for p in params]
         self._adam_update(group)
-        # p_k <- theta_k - theta_{k-1}
-        steps = [p.detach() - b for p, b in zip(params, before, strict=True)]
-        p_dot_g = sum(torch.sum(s * g) for s, g in zip(steps, grads, strict=True)).item()
+        # p_k <- theta_k - theta_{k-1}   (computed in the buffer that held theta_{k-1})
+        steps = [b.neg_().add_(p).reshape(-1) for p, b in zip(params, before, strict=True)]
+        p_dot_g = torch.stack([torch.dot(s, g.reshape(-1)) for s, g in zip(steps, grads, strict=True)])
+        p_dot_p = torch.stack([torch.dot(s, s) for s in steps])
+        p_dot_g, p_dot_p = p_dot_g.sum().item(), p_dot_p.sum().item()
         if p_dot_g == 0:
             return
-        p_dot_p = sum(torch.sum(s * s) for s in steps).item()
         beta2 = group["betas"][1]
         k = group["step"]
         # gamma_k <- p^T p / (-p^T g)
