@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "_config.yml"
 TOC = ROOT / "_toc.yml"
 CHAPTERS = ROOT / "chapters"
+REFERENCE = ROOT / "reference"
 DISTRIBUTION = "why-training-fails"
 
 # The environment every notebook executes in, under `pytest` and `scripts/execute.py` alike:
@@ -77,8 +78,14 @@ def toc_files() -> list[str]:
 
 
 def chapter_notebooks() -> list[Path]:
-    """Every notebook under `chapters/`, sorted."""
+    """Every numbered chapter notebook under `chapters/`, sorted."""
     return sorted(p for p in CHAPTERS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def book_notebooks() -> list[Path]:
+    """Every notebook of the book: the chapters, then the reference pages under `reference/`."""
+    reference = sorted(p for p in REFERENCE.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return chapter_notebooks() + reference
 
 
 def execution_env() -> dict[str, str]:

@@ -19,7 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.book import chapter_notebooks, execution_env  # noqa: E402
+from scripts.book import book_notebooks, execution_env  # noqa: E402
 
 CELL_TIMEOUT_S = 600
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -56,9 +56,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to execute")
-    parser.add_argument("--all", action="store_true", help="execute every notebook in chapters/")
+    parser.add_argument("--all", action="store_true", help="execute every notebook of the book")
     args = parser.parse_args()
-    notebooks = chapter_notebooks() if args.all else args.notebooks
+    notebooks = book_notebooks() if args.all else args.notebooks
     if not notebooks:
         parser.error("name one or more notebooks, or pass --all")
     total = 0.0

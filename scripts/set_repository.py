@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.book import CONFIG, ROOT, SETUP_MARKER, chapter_notebooks, repository, setup_cell_source  # noqa: E402
+from scripts.book import CONFIG, ROOT, SETUP_MARKER, book_notebooks, repository, setup_cell_source  # noqa: E402
 
 URL_PATTERN = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+$")
 TEXT_SUFFIXES = {".md", ".yml", ".yaml"}
@@ -33,7 +33,7 @@ def rewrite_config(url: str, branch: str) -> None:
 
 def rewrite_setup_cells(url: str, branch: str) -> int:
     changed = 0
-    for path in chapter_notebooks():
+    for path in book_notebooks():
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "code" and cell.source.startswith(SETUP_MARKER):

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 import lib
-from scripts.book import DISTRIBUTION, ROOT, chapter_notebooks, pip_install_target, repository
+from scripts.book import DISTRIBUTION, ROOT, book_notebooks, pip_install_target, repository
 
 OWN_DISTRIBUTION = DISTRIBUTION.replace("-", "_")
 
@@ -40,7 +40,7 @@ def test_setup_cell_installs_lib_from_a_git_url(tmp_path):
     subprocess.run(["git", "clone", "--quiet", "--no-local", str(ROOT), str(remote)], check=True)
 
     setup_cell = next(
-        c for c in nbformat.read(chapter_notebooks()[0], as_version=4).cells if c.cell_type == "code"
+        c for c in nbformat.read(book_notebooks()[0], as_version=4).cells if c.cell_type == "code"
     )
     url, _ = repository()
     requirement = pip_install_target(setup_cell.source).replace(url, remote.as_uri())
