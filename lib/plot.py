@@ -356,8 +356,10 @@ def loss_curves(
             axes.set_ylabel("training loss" + (f" (running mean of {smooth})" if smooth > 1 else ""))
             if len(curves) > 1:
                 axes.legend()
-        if title is not None:
-            (fig.suptitle(title) if ax is None else ax.set_title(title))
+        if title is not None and ax is None:
+            fig.suptitle(title)
+        elif title is not None:
+            ax.set_title(title)
     return ax if ax is not None else fig
 
 
