@@ -114,7 +114,7 @@ def main() -> None:
             estimate = values[0].item()
         else:
             estimate, _ = H.power_method(
-                op, v0, max_iter=args.max_power_iter, tol=1e-12, callback=lambda t, value: close_enough(value)
+                op, v0, max_iter=args.max_power_iter, tol=None, callback=lambda t, value: close_enough(value)
             )
         synchronize(device)
         elapsed = time.perf_counter() - start

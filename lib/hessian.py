@@ -556,7 +556,7 @@ def power_method(
     v0: Tensor,
     *,
     max_iter: int = 1000,
-    tol: float = 1e-6,
+    tol: float | None = 1e-6,
     callback: Callable[[int, float], bool | None] | None = None,
 ) -> tuple[float, Tensor]:
     r"""The eigenvalue of largest magnitude of a symmetric operator, by power iteration.
@@ -574,7 +574,9 @@ def power_method(
         matvec: the operator, a function ``v -> A v`` on flat vectors.
         v0: the starting vector; it fixes the dimension, dtype and device.
         max_iter: the most products.
-        tol: relative change of the Rayleigh quotient at which to stop.
+        tol: relative change of the Rayleigh quotient at which to stop; None never stops
+            on the change (only on ``max_iter`` or the callback), which matters in float32,
+            where consecutive estimates can be equal long before convergence.
         callback: called as ``callback(t, eigenvalue)`` after the ``t``-th product;
             returning True stops.
 
@@ -592,8 +594,8 @@ def power_method(
         raise ValueError(f"v0 must be a non-zero 1-D tensor, got shape {tuple(v0.shape)}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be at least 1, got {max_iter}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol}")
+    if tol is not None and not tol > 0:
+        raise ValueError(f"tol must be positive or None, got {tol}")
     v = v0 / torch.linalg.vector_norm(v0)
     eigenvalue = math.nan
     for t in range(1, max_iter + 1):
@@ -607,7 +609,7 @@ def power_method(
         previous, eigenvalue = eigenvalue, new
         if callback is not None and callback(t, eigenvalue):
             break
-        if abs(eigenvalue - previous) <= tol * abs(eigenvalue):
+        if tol is not None and abs(eigenvalue - previous) <= tol * abs(eigenvalue):
             break
     return eigenvalue, v
 
