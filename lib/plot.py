@@ -20,6 +20,8 @@ To draw several panels, pass axes made by the caller::
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -482,13 +484,38 @@ def spectrum(
     return axes if ax is not None else fig
 
 
-class AnimationHTML(str):
-    """An animation as an HTML string that also renders itself in Jupyter (``_repr_html_``)."""
+class AnimationHTML:
+    """An animation as self-contained HTML that renders itself in Jupyter.
 
-    __slots__ = ()
+    Jupyter shows :attr:`html` (through ``_repr_html_``); the plain-text form is one short
+    line, so a notebook stores the animation once. The HTML is the same on every run for the
+    same frames: matplotlib's random element id is replaced by a hash of the frames.
+
+    Attributes:
+        html: the HTML document fragment with the frames and the play controls.
+        frames: the number of frames it holds.
+    """
+
+    __slots__ = ("frames", "html")
+
+    def __init__(self, html: str, frames: int) -> None:
+        self.html = html
+        self.frames = frames
 
     def _repr_html_(self) -> str:
-        return str(self)
+        return self.html
+
+    def __repr__(self) -> str:
+        return f"<animation: {self.frames} frames, {len(self.html) / 1024:.0f} kB of HTML>"
+
+
+def _stable_ids(html: str) -> str:
+    """Replace the random hex id that ``to_jshtml`` gives its elements by a hash of the frames."""
+    ids = set(re.findall(r"_anim_img([0-9a-f]{32})", html))
+    for random_id in ids:
+        stable = hashlib.sha1(html.replace(random_id, "").encode()).hexdigest()[:32]
+        html = html.replace(random_id, stable)
+    return html
 
 
 def race(
@@ -528,8 +555,8 @@ def race(
         style: rcParams overriding the book's style.
 
     Returns:
-        An :class:`AnimationHTML` string: it renders as the animation when it is the last
-        expression of a notebook cell, and can be written to a file as it is.
+        An :class:`AnimationHTML`: it renders as the animation when it is the last
+        expression of a notebook cell, and its ``html`` can be written to a file as it is.
 
     Raises:
         ValueError: if ``frames < 2``, there are no trajectories, ``max_megabytes`` is not
@@ -590,5 +617,5 @@ def race(
             return [*lines, *heads]
 
         animation = FuncAnimation(fig, draw, frames=len(shown), interval=1000 / fps, blit=False)
-        html = animation.to_jshtml(fps=fps, default_mode="once")
-    return AnimationHTML(html)
+        html = _stable_ids(animation.to_jshtml(fps=fps, default_mode="once"))
+    return AnimationHTML(html, frames=len(shown))

@@ -1,6 +1,7 @@
 """Tests for lib.plot: what each figure holds, and that nothing global changes."""
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import matplotlib as mpl
@@ -182,11 +183,19 @@ def test_spectrum_histogram_and_density(rc_unchanged):
 
 def test_race_animation_html_holds_frames_and_stays_small(rc_unchanged, runs):
     surface, trajectories = runs
-    html = P.race(surface, trajectories, frames=6, dpi=40, max_megabytes=0.5)
-    assert isinstance(html, str) and html._repr_html_() == html
+    animation = P.race(surface, trajectories, frames=6, dpi=40, max_megabytes=0.5)
+    html = animation._repr_html_()
     assert "<script" in html and "animation" in html.lower()
     assert html.count("data:image/png;base64") == 6  # one embedded image per frame
     assert len(html) < 0.5 * 2**20
+    assert repr(animation) == f"<animation: 6 frames, {len(html) / 1024:.0f} kB of HTML>"
+
+
+def test_race_animation_is_the_same_on_every_run(rc_unchanged, runs):
+    surface, trajectories = runs
+    first, second = (P.race(surface, trajectories, frames=3, dpi=30).html for _ in range(2))
+    assert first == second
+    assert re.search(r"_anim_img[0-9a-f]{32}", first), "the element ids were not found"
 
 
 def test_race_handles_runs_of_different_lengths(rc_unchanged):
@@ -194,7 +203,7 @@ def test_race_handles_runs_of_different_lengths(rc_unchanged):
     stable = L.trajectory(bowl, torch.optim.SGD, {"lr": 0.1}, steps=40, label="stable")
     diverging = L.trajectory(bowl, torch.optim.SGD, {"lr": 0.3}, steps=40, label="too large", max_value=10.0)
     assert diverging.diverged and diverging.steps < stable.steps
-    html = P.race(bowl, [stable, diverging], frames=4, dpi=30, frame_format="jpeg")
+    html = P.race(bowl, [stable, diverging], frames=4, dpi=30, frame_format="jpeg").html
     assert html.count("data:image/jpeg;base64") == 4
     with pytest.raises(ValueError, match="frames must be an integer >= 2"):
         P.race(bowl, [stable], frames=1)
