@@ -487,7 +487,7 @@ def spectrum(
 class AnimationHTML:
     """An animation as self-contained HTML that renders itself in Jupyter.
 
-    Jupyter shows :attr:`html` (through ``_repr_html_``); the plain-text form is one short
+    Jupyter shows ``html`` (through ``_repr_html_``); the plain-text form is one short
     line, so a notebook stores the animation once. The HTML is the same on every run for the
     same frames: matplotlib's random element id is replaced by a hash of the frames.
 
