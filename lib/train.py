@@ -20,12 +20,14 @@ What the loop promises:
 - **Modes.** Evaluation runs in ``eval()`` mode under ``torch.no_grad()`` and puts
   every submodule back in the mode it was in (BatchNorm's running statistics matter).
 - **Quiet output.** The progress bar appears only for runs longer than two seconds, on
-  standard error, and never inside a notebook's output (see :func:`fit`), so nbval
-  compares nothing that depends on timing.
+  standard error, and never when ``TQDM_DISABLE`` is set, as it is when the book's
+  notebooks are executed and tested (see :func:`fit`), so nbval compares nothing that
+  depends on timing.
 """
 
 import copy
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -279,12 +281,10 @@ def _progress_file(progress: bool | None) -> Any:
     """Where the progress bar goes: ``None`` for no bar."""
     if progress is False:
         return None
-    if progress is True:
-        return sys.stderr
-    # automatic: inside a Jupyter kernel sys.stderr becomes the cell's output, which
-    # nbval compares; write to the kernel process's own stderr (the terminal) instead
-    if type(sys.stderr).__module__.startswith("ipykernel"):
-        return sys.__stderr__
+    # automatic: off where tqdm is switched off through the environment (the book's test and
+    # execution runs set TQDM_DISABLE, so no bar, whose text depends on timing, is stored)
+    if progress is None and os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false", "no"):
+        return None
     return sys.stderr
 
 
@@ -333,10 +333,10 @@ def fit(
     detected; the parameters are left as they are (up to ``sync_every - 1`` steps later).
 
     The progress bar (tqdm) appears only after two seconds, so short runs print nothing.
-    With ``progress=None`` it goes to standard error, except inside a Jupyter kernel,
-    where it goes to the kernel process's own standard error (the terminal that runs
-    Jupyter) and never into the notebook's outputs; ``progress=True`` shows it on
-    ``sys.stderr`` at once (also in a notebook), ``progress=False`` never.
+    With ``progress=None`` it goes to standard error (in a notebook, below the cell)
+    unless the environment variable ``TQDM_DISABLE`` is set, as it is when the tests or
+    ``scripts/execute.py`` run the book's notebooks, so no stored output depends on timing;
+    ``progress=True`` shows it at once, ``progress=False`` never.
 
     Args:
         model: the network, on the device of the data.

@@ -389,8 +389,9 @@ def test_fit_rejects_bad_arguments(kwargs, message):
         fit(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), data, **args)
 
 
-def test_progress_bar_only_when_asked_or_long(capsys):
+def test_progress_bar_only_when_asked_or_long(capsys, monkeypatch):
     data, model = _classification(), _model()
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
 
     def run(progress, epochs):
         fit(
@@ -409,6 +410,22 @@ def test_progress_bar_only_when_asked_or_long(capsys):
     assert run(False, 3).err == ""
     shown = run(True, 3)
     assert shown.out == "" and "step" in shown.err
+
+
+def test_progress_bar_off_when_the_environment_disables_tqdm(capsys, monkeypatch):
+    data, model = _classification(), _model()
+    monkeypatch.setattr("lib.train.PROGRESS_DELAY_S", 0.0)  # any run would show the bar at once
+    for value, expect_bar in (("1", False), ("0", True)):
+        monkeypatch.setenv("TQDM_DISABLE", value)
+        fit(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            nn.CrossEntropyLoss(),
+            data,
+            epochs=2,
+            batch_size=200,
+        )
+        assert ("step" in capsys.readouterr().err) == expect_bar, value
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
