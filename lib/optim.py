@@ -36,6 +36,7 @@ __all__ = [
     "NAdam",
     "Lookahead",
     "SWATS",
+    "state_numel",
 ]
 
 
@@ -1147,3 +1148,33 @@ class SWATS(Adam):
             buf = state["momentum_buffer"].mul_(beta1).add_(grad)
             # theta <- theta - (1 - beta1) * Lambda * v
             param.add_(buf, alpha=-(1 - beta1) * group["sgd_lr"])
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def state_numel(optimizer: Optimizer) -> int:
+    """The number of values an optimizer keeps for its parameters: its memory beyond the model.
+
+    Counts the elements of every per-parameter state tensor (``momentum_buffer``,
+    ``exp_avg``, ``exp_avg_sq``, ...), leaving out scalars such as ``step`` whose size does
+    not grow with the model. A wrapper such as :class:`Lookahead` is counted together with
+    the optimizer it wraps. Divided by the number of parameter elements, this is the
+    "state per parameter" of the book's optimizer table: 0 for SGD, 1 with momentum, 2 for
+    Adam.
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer``, after at least one step (state is created
+            lazily).
+
+    Returns:
+        The number of state elements.
+    """
+    count = sum(
+        value.numel()
+        for state in optimizer.state.values()
+        for value in state.values()
+        if torch.is_tensor(value) and value.dim() > 0
+    )
+    inner = getattr(optimizer, "optimizer", None)
+    return count + (state_numel(inner) if isinstance(inner, Optimizer) else 0)

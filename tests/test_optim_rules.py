@@ -231,3 +231,22 @@ def test_swats_adam_phase_is_adam():
     ours = run_lib(lambda p: lo.SWATS(p, lr=0.01, switch_tol=0.0), 50)
     adam = run_lib(lambda p: lo.Adam(p, lr=0.01), 50)
     torch.testing.assert_close(ours, adam, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "copies"),
+    [
+        (lambda p: torch.optim.SGD(p, lr=0.1), 0),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 1),
+        (lambda p: torch.optim.Adam(p), 2),
+        (lambda p: torch.optim.Adam(p, amsgrad=True), 3),
+        (lambda p: lo.Adam(p), 2),
+        (lambda p: lo.Lookahead(lo.Adam(p)), 3),
+    ],
+)
+def test_state_numel_counts_per_parameter_state(make, copies):
+    model = torch.nn.Linear(7, 3)
+    optimizer = make(model.parameters())
+    model(torch.randn(4, 7)).square().sum().backward()
+    optimizer.step()
+    assert lo.state_numel(optimizer) == copies * sum(p.numel() for p in model.parameters())
