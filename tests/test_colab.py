@@ -43,8 +43,10 @@ def test_setup_cell_installs_lib_from_a_git_url(tmp_path):
         c for c in nbformat.read(book_notebooks()[0], as_version=4).cells if c.cell_type == "code"
     )
     url, _ = repository()
-    requirement = pip_install_target(setup_cell.source).replace(url, remote.as_uri())
-    assert remote.as_uri() in requirement, requirement
+    # file://localhost/... rather than file:///...: older pips reject a git URL without a host
+    local_url = f"file://localhost{remote}"
+    requirement = pip_install_target(setup_cell.source).replace(url, local_url)
+    assert local_url in requirement, requirement
 
     env_dir = tmp_path / "fresh"
     try:
