@@ -119,6 +119,14 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
+def _condition_number(value: float) -> float:
+    """Check a condition number (finite, at least 1) and return it as a float."""
+    _check_positive("condition_number", value)
+    if value < 1:
+        raise ValueError(f"condition_number must be >= 1, got {value!r}")
+    return float(value)
+
+
 def quadratic(condition_number: float = 10.0) -> Landscape:
     r"""An ill-conditioned bowl whose Hessian has eigenvalues 1 and :math:`\kappa`.
 
@@ -141,10 +149,7 @@ def quadratic(condition_number: float = 10.0) -> Landscape:
     Raises:
         ValueError: if ``condition_number < 1``.
     """
-    _check_positive("condition_number", condition_number)
-    if condition_number < 1:
-        raise ValueError(f"condition_number must be >= 1, got {condition_number!r}")
-    kappa = float(condition_number)
+    kappa = _condition_number(condition_number)
 
     def function(x: Tensor, y: Tensor) -> Tensor:
         # f = (x^2 + kappa y^2) / 2
@@ -374,10 +379,7 @@ def ravine(condition_number: float = 50.0, angle: float = math.pi / 4) -> Landsc
     Raises:
         ValueError: if ``condition_number < 1``.
     """
-    _check_positive("condition_number", condition_number)
-    if condition_number < 1:
-        raise ValueError(f"condition_number must be >= 1, got {condition_number!r}")
-    kappa = float(condition_number)
+    kappa = _condition_number(condition_number)
     cos, sin = math.cos(angle), math.sin(angle)
 
     def function(x: Tensor, y: Tensor) -> Tensor:
