@@ -68,6 +68,14 @@ def _check_betas(betas: tuple[float, float]) -> None:
             )
 
 
+def _check_adam_family(lr: float, eps: float, betas: tuple[float, float], weight_decay: float) -> None:
+    """The argument checks that Adam, RAdam and NAdam share."""
+    _check_range("lr", lr)
+    _check_range("eps", eps)
+    _check_betas(betas)
+    _check_range("weight_decay", weight_decay)
+
+
 def _scalar_dtype() -> torch.dtype:
     """The dtype torch uses for scalar state (``step``, ``mu_product``)."""
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -587,10 +595,7 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        _check_range("lr", lr)
-        _check_range("eps", eps)
-        _check_betas(betas)
-        _check_range("weight_decay", weight_decay)
+        _check_adam_family(lr, eps, betas, weight_decay)
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -749,10 +754,7 @@ class RAdam(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_range("lr", lr)
-        _check_range("eps", eps)
-        _check_betas(betas)
-        _check_range("weight_decay", weight_decay)
+        _check_adam_family(lr, eps, betas, weight_decay)
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -854,10 +856,7 @@ class NAdam(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_range("lr", lr)
-        _check_range("eps", eps)
-        _check_betas(betas)
-        _check_range("weight_decay", weight_decay)
+        _check_adam_family(lr, eps, betas, weight_decay)
         _check_range("momentum_decay", momentum_decay)
         defaults = dict(
             lr=lr,
