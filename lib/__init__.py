@@ -15,6 +15,7 @@ import importlib
 from types import ModuleType
 
 from lib.device import get_device, seed
+from lib.notebook import glue
 
 __version__ = "0.1.0"
 
@@ -28,12 +29,13 @@ SUBMODULES = (
     "models",
     "normalization",
     "optim",
+    "notebook",
     "plot",
     "schedules",
     "train",
 )
 
-__all__ = ["__version__", "get_device", "seed", *SUBMODULES]
+__all__ = ["__version__", "get_device", "glue", "seed", *SUBMODULES]
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -48,6 +48,7 @@ __all__ = [
     "spectrum",
     "style",
     "surface",
+    "use_style",
 ]
 
 #: Okabe and Ito's palette, distinguishable with the common forms of colour blindness.
@@ -93,6 +94,22 @@ def style(overrides: Mapping[str, Any] | None = None) -> Iterator[None]:
     """
     with mpl.rc_context({**BOOK_STYLE, **dict(overrides or {})}):
         yield
+
+
+def use_style() -> None:
+    """Make the book's style the notebook's default, for every figure that follows.
+
+    The one call that changes global state, made once in each chapter's setup cell: it
+    sets the rcParams of :data:`BOOK_STYLE` and, inside IPython, has the inline backend
+    store each figure as a PNG at twice its pixel size (shown at its normal size), so
+    figures stay sharp on high-density screens. Outside IPython only the rcParams change.
+    """
+    mpl.rcParams.update(BOOK_STYLE)
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # no IPython here: nothing draws inline
+        return
+    set_matplotlib_formats("retina")
 
 
 # the functions below take an argument named ``style``; this name reaches the context manager

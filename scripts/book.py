@@ -29,7 +29,8 @@ EXECUTION_ENV = {
 }
 
 SETUP_CELL_TEMPLATE = """\
-# Setup: on Colab, install the book's library `lib`; everywhere, seed and pick the device.
+# Setup: on Colab, install the book's library `lib`; everywhere, seed, pick the device
+# and draw figures in the book's style.
 import sys
 
 if "google.colab" in sys.modules:
@@ -38,9 +39,12 @@ if "google.colab" in sys.modules:
 import lib
 
 lib.seed(0)
-device = lib.get_device()  # CUDA, then Apple MPS, then CPU; set LIB_DEVICE to override"""
+device = lib.get_device()  # CUDA, then Apple MPS, then CPU; set LIB_DEVICE to override
+lib.plot.use_style()  # sharp figures (2x PNG) in one style"""
 
 SETUP_MARKER = "# Setup: on Colab"
+# The setup cell is shown collapsed on the site; the reader opens it on demand.
+SETUP_TAG = "hide-input"
 
 
 def read_config() -> dict:

@@ -8,6 +8,7 @@ import pytest
 from scripts.book import (
     ROOT,
     SETUP_MARKER,
+    SETUP_TAG,
     book_notebooks,
     chapter_notebooks,
     pip_install_target,
@@ -59,6 +60,12 @@ def test_notebook_has_the_shared_setup_cell(path):
         f"{path.name}: the first code cell is not the setup cell; run scripts/set_repository.py "
         "or copy it from scripts/book.py"
     )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_is_collapsed_on_the_site(path):
+    setup = next(c for c in read(path).cells if c.cell_type == "code")
+    assert SETUP_TAG in setup.metadata.get("tags", []), f"{path.name}: tag the setup cell {SETUP_TAG!r}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
