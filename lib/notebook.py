@@ -10,7 +10,8 @@ name, and the site, built from the stored outputs, prints the number of the late
 
 The stored output is MyST-NB's glue record (the one ``myst_nb.glue(name, value,
 display=False)`` writes), so the site's ``{glue:text}`` and ``{glue:}`` roles read it,
-also from another page (``{glue:text}`../chapters/05_adaptive.ipynb::name```). It is
+also from another page: ``{glue:text}`../chapters/05_adaptive.ipynb::name:s``` (the
+trailing ``:s`` is needed there, or the role reads ``name`` as a format). It is
 written here so that the notebooks need no MyST-NB on Colab. The value is formatted
 first: the record is then the rounded text the reader sees, and the test that compares
 stored outputs with a fresh run compares exactly that text.
