@@ -32,6 +32,7 @@ SUBMODULES = (
     "notebook",
     "plot",
     "schedules",
+    "theory",
     "train",
 )
 

@@ -1,4 +1,4 @@
-r"""Classification losses from scratch: softmax, log-softmax, sigmoid, cross-entropy, NLL, MSE.
+r"""Classification losses from scratch: softmax, log-softmax, cross-entropy, NLL, MSE.
 
 Every function here re-derives one in ``torch.nn.functional`` and is tested against it.
 The notation is the chapter's: a network outputs *logits* :math:`z \in \mathbb{R}^K`, one
@@ -9,7 +9,7 @@ a label is an integer :math:`y \in \{0, \dots, K - 1\}` or its one-hot vector
 - :func:`softmax_naive` follows the formula literally and overflows for logits above
   about 88 in float32; :func:`softmax` subtracts the largest logit first and never does.
 - :func:`logsumexp` and :func:`log_softmax` are the stable building blocks of the losses.
-- :func:`sigmoid` is the two-class softmax, computed without overflow for either sign.
+- The sigmoid, the two-class softmax, is :func:`lib.activations.sigmoid`.
 - :func:`nll_loss`, :func:`cross_entropy` and :func:`mse_one_hot` are losses
   ``(output, target) -> batch mean``, ready for ``lib.train.fit``.
 - :func:`one_hot` turns labels into one-hot vectors.
@@ -30,7 +30,6 @@ __all__ = [
     "mse_one_hot",
     "nll_loss",
     "one_hot",
-    "sigmoid",
     "softmax",
     "softmax_naive",
 ]
@@ -197,32 +196,6 @@ def log_softmax(logits: Tensor, dim: int = -1) -> Tensor:
     # small differences exact even when the logits themselves are huge
     shifted = logits - logits.amax(dim=dim, keepdim=True).detach()
     return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
-
-
-def sigmoid(x: Tensor) -> Tensor:
-    r"""The logistic sigmoid, stable for inputs of either sign.
-
-    .. math::
-
-        \sigma(x) = \frac{1}{1 + e^{-x}} = \frac{e^{x}}{1 + e^{x}}.
-
-    It is the two-class softmax: for logits :math:`(z_1, z_2)`,
-    :math:`\operatorname{softmax}(z)_1 = \sigma(z_1 - z_2)`. The first form is used for
-    :math:`x \ge 0` and the second for :math:`x < 0`, both through :math:`e^{-|x|} \le 1`,
-    so neither overflows.
-
-    Args:
-        x: any floating-point tensor.
-
-    Returns:
-        Values in :math:`[0, 1]`, the shape of ``x``.
-
-    Raises:
-        ValueError: if ``x`` is not a floating-point tensor.
-    """
-    _check_float("x", x)
-    e = torch.exp(torch.where(x >= 0, -x, x))  # exp(-|x|), in (0, 1], with the gradient of -|x| at 0 too
-    return torch.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -3,6 +3,8 @@ r"""Small, readable models for the book's experiments.
 - :func:`mlp`: a multi-layer perceptron with a choice of width, depth, activation,
   optional BatchNorm or LayerNorm and optional residual connections.
 - :class:`DigitsCNN`: a small convolutional network for the 8x8 digits.
+- :class:`SpatialTransformer`: a layer that predicts an affine map from its input image
+  and resamples the image with it (Jaderberg et al., 2015).
 - :class:`OneNeuron`: the one-hidden-neuron network of the notes,
   :math:`\hat y = w_1 w_2 x`, whose loss surface has a saddle point at the origin.
 - :func:`count_parameters` and :class:`ParameterCount`: how many parameters a model has,
@@ -12,9 +14,11 @@ Every builder takes ``device`` and ``dtype`` and creates its parameters there.
 """
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 DeviceLike = torch.device | str | None
@@ -304,3 +308,73 @@ def count_parameters(model: nn.Module) -> ParameterCount:
     total = sum(numel for _, _, numel in per_tensor)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return ParameterCount(total, trainable, per_tensor)
+
+
+class SpatialTransformer(nn.Module):
+    r"""A spatial transformer: predict an affine map from the image, then resample the image.
+
+    A small localisation network reads the image :math:`x` and outputs six numbers,
+    the matrix :math:`\theta \in \mathbb{R}^{2 \times 3}`. Each output pixel at
+    normalized coordinates :math:`(u, v) \in [-1, 1]^2` is read (bilinearly) from the
+    input at
+
+    .. math::
+
+        \begin{pmatrix} u_s \\ v_s \end{pmatrix} = \theta
+        \begin{pmatrix} u \\ v \\ 1 \end{pmatrix},
+        \qquad \theta = \begin{pmatrix} \theta_{11} & \theta_{12} & t_x \\
+        \theta_{21} & \theta_{22} & t_y \end{pmatrix},
+
+    with ``affine_grid`` and ``grid_sample``. The last layer of the localisation network
+    starts with zero weights and the bias of the identity, :math:`\theta = (I \mid 0)`,
+    so at initialization the module returns its input unchanged and training moves it
+    away from the identity only as far as the loss asks.
+
+    Shapes: ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Args:
+        in_shape: the input's ``(C, H, W)``.
+        hidden: units in the hidden layer of the localisation network, at least 1.
+        device: where the parameters live (default: CPU).
+        dtype: the parameters' dtype (default: float32).
+
+    Raises:
+        ValueError: if ``hidden`` or a size in ``in_shape`` is not a positive integer.
+
+    References:
+        Jaderberg, Simonyan, Zisserman and Kavukcuoglu, "Spatial Transformer Networks",
+        NeurIPS 2015.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int] = (1, 8, 8),
+        hidden: int = 32,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("hidden", hidden), *((f"in_shape[{i}]", v) for i, v in enumerate(in_shape))):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        kwargs = {"device": device, "dtype": dtype}
+        self.localization = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(math.prod(in_shape), hidden, **kwargs),
+            nn.ReLU(),
+            nn.Linear(hidden, 6, **kwargs),
+        )
+        last = self.localization[-1]
+        with torch.no_grad():  # start at the identity transformation
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+
+    def theta(self, x: Tensor) -> Tensor:
+        """The affine matrices predicted for a batch, shape ``(B, 2, 3)``."""
+        return self.localization(x).view(-1, 2, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Resample each image of ``x`` (shape ``(B, C, H, W)``) with its predicted affine map."""
+        grid = F.affine_grid(self.theta(x), list(x.shape), align_corners=False)  # (B, H, W, 2)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

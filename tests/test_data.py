@@ -152,34 +152,6 @@ def test_moons_and_spirals():
         data.make_moons(1)
 
 
-def test_threshold_errors_match_brute_force_and_the_exact_risk():
-    sample = data.make_threshold_data(50, threshold=0.3, label_noise=0.2, seed=0)
-    grid = data.threshold_grid(11)
-    errors = data.threshold_errors(grid, sample)
-    brute = [
-        sum(int(float(x) >= float(t)) != int(y) for x, y in zip(*sample, strict=True)) / 50 for t in grid
-    ]
-    torch.testing.assert_close(errors, torch.tensor(brute))
-    large = data.make_threshold_data(200_000, threshold=0.3, label_noise=0.2, seed=1)
-    empirical = data.threshold_errors(grid, large)
-    torch.testing.assert_close(empirical, data.threshold_true_error(grid, 0.3, 0.2), atol=0.005, rtol=0)
-    clean = data.make_threshold_data(1000, threshold=0.3, seed=2)
-    assert torch.equal(clean.y, (clean.x >= 0.3).long())
-
-
-def test_threshold_arguments_are_checked():
-    with pytest.raises(ValueError, match=r"label_noise must be in \[0, 0.5\)"):
-        data.make_threshold_data(10, label_noise=0.5)
-    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
-        data.make_threshold_data(10, threshold=1.5)
-    with pytest.raises(ValueError, match="size must be an integer >= 2"):
-        data.threshold_grid(1)
-    with pytest.raises(ValueError, match="thresholds must have shape"):
-        data.threshold_errors(torch.zeros(3, 1), data.make_threshold_data(5))
-    with pytest.raises(ValueError, match="thresholds are on meta"):
-        data.threshold_errors(torch.zeros(3, device="meta"), data.make_threshold_data(5))
-
-
 def test_shifted_moons_share_the_rule_but_not_the_inputs():
     sets = data.make_shifted_moons(500, 500, shift=(2.0, 0.0), rotation=0.0, noise=0.0, seed=0)
     assert sets.train.x.shape == (500, 2) and sets.shifted.x.shape == (500, 2)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from lib import models
 from lib.models import DigitsCNN, HiddenBlock, OneNeuron, count_parameters, mlp
 
 
@@ -118,3 +119,29 @@ def test_parameter_count_is_printable():
     text = str(count)
     assert "0.weight" in text and "(4, 3)" in text and "total" in text and "trainable" in text
     assert text.splitlines()[-2].split()[-1] == "21"
+
+
+def test_spatial_transformer_starts_at_identity_and_learns():
+    torch.manual_seed(0)
+    stn = models.SpatialTransformer((1, 8, 8), hidden=16)
+    x = torch.rand(4, 1, 8, 8)
+    theta = stn.theta(x)
+    torch.testing.assert_close(theta, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(4, 2, 3))
+    torch.testing.assert_close(stn(x), x, rtol=1e-5, atol=1e-5)
+    # the localisation net receives a gradient through grid_sample
+    stn(x).square().sum().backward()
+    assert stn.localization[-1].weight.grad.abs().sum() > 0
+
+
+def test_spatial_transformer_keeps_shape_and_dtype():
+    stn = models.SpatialTransformer((3, 6, 10), hidden=4, dtype=torch.float64)
+    x = torch.rand(2, 3, 6, 10, dtype=torch.float64)
+    assert stn(x).shape == x.shape and stn(x).dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"), [({"hidden": 0}, "hidden"), ({"in_shape": (1, 0, 8)}, r"in_shape\[1\]")]
+)
+def test_spatial_transformer_checks_its_sizes(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        models.SpatialTransformer(**kwargs)
