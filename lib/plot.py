@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -32,6 +34,7 @@ import torch
 from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -55,26 +58,44 @@ __all__ = [
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
 #: The rcParams of every figure in the book (read-only; pass overrides to :func:`style`).
+#: A figure is 8 inches wide at 100 dpi: 800 CSS pixels, the width of the site's text column,
+#: stored at twice that (the inline backend's "retina" PNG, see :func:`use_style`) so that it
+#: stays sharp on high-density screens. At that scale one point of text is 1.39 pixels: the
+#: 11-point labels and 10-point ticks and legends read at 14-15 px, the size of the site's
+#: small print. Chapters choose only the height: ``plt.subplots(figsize=(8, h))``.
 BOOK_STYLE: Mapping[str, Any] = MappingProxyType(
     {
-        "figure.figsize": (6.0, 4.0),
+        "figure.figsize": (8.0, 4.5),
         "figure.dpi": 100,
-        "savefig.dpi": 100,
+        "figure.titlesize": 13.0,
+        "savefig.dpi": 200,
         "savefig.bbox": "tight",
-        "font.size": 10.0,
-        "axes.titlesize": 11.0,
-        "axes.labelsize": 10.0,
+        "font.size": 11.0,
+        "axes.titlesize": 12.0,
+        "axes.labelsize": 11.0,
+        "xtick.labelsize": 10.0,
+        "ytick.labelsize": 10.0,
         "axes.grid": True,
         "grid.alpha": 0.3,
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.prop_cycle": cycler(color=PALETTE),
         "lines.linewidth": 1.8,
-        "legend.frameon": False,
-        "legend.fontsize": 9.0,
+        "lines.markersize": 5.0,
+        "legend.frameon": True,
+        "legend.framealpha": 0.9,
+        "legend.edgecolor": "0.8",
+        "legend.fontsize": 10.0,
+        "legend.title_fontsize": 10.0,
         "image.cmap": "viridis",
     }
 )
+
+# Contour maps: a light fill (white at the floor, light grey up the walls) and thin grey lines, so the
+# coloured optimizer paths stand out.
+_FILL_CMAP = "Greys"
+_FILL_ALPHA = 0.3
+_LINE_COLOR = "0.45"
 
 
 @contextlib.contextmanager
@@ -193,8 +214,8 @@ def contour(
         x, y, z = (_numpy(t) for t in landscape.grid(n))
         values = _contour_levels(z, levels, log_levels)
         if filled:
-            axes.contourf(x, y, z, levels=values, cmap="Greys_r", alpha=0.35)
-        axes.contour(x, y, z, levels=values, cmap="viridis", linewidths=0.6, alpha=0.8)
+            axes.contourf(x, y, z, levels=values, cmap=_FILL_CMAP, alpha=_FILL_ALPHA)
+        axes.contour(x, y, z, levels=values, colors=_LINE_COLOR, linewidths=0.5, alpha=0.8)
         if show_points:
             for i, point in enumerate(landscape.minima):
                 axes.plot(*point, "*", color="gold", markeredgecolor="black", markersize=12, zorder=5,
@@ -219,8 +240,8 @@ def contour(
             )
         axes.set_title(title)
         axes.grid(False)
-        if axes.get_legend_handles_labels()[1]:
-            axes.legend(loc="best")
+        if axes.get_legend_handles_labels()[1]:  # beside the map, never over a path
+            axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return axes if ax is not None else fig
 
 
@@ -502,14 +523,15 @@ def spectrum(
 
 
 class AnimationHTML:
-    """An animation as self-contained HTML that renders itself in Jupyter.
+    """An animation as self-contained HTML that renders itself in Jupyter and on the site.
 
     Jupyter shows ``html`` (through ``_repr_html_``); the plain-text form is one short
     line, so a notebook stores the animation once. The HTML is the same on every run for the
-    same frames: matplotlib's random element id is replaced by a hash of the frames.
+    same frames (its element ids are a hash of its content), loads nothing from the network
+    and scales to the width of the page.
 
     Attributes:
-        html: the HTML document fragment with the frames and the play controls.
+        html: the HTML document fragment with the drawing, the play controls and the script.
         frames: the number of frames it holds.
     """
 
@@ -526,13 +548,85 @@ class AnimationHTML:
         return f"<animation: {self.frames} frames, {len(self.html) / 1024:.0f} kB of HTML>"
 
 
-def _stable_ids(html: str) -> str:
-    """Replace the random hex id that ``to_jshtml`` gives its elements by a hash of the frames."""
-    ids = set(re.findall(r"_anim_img([0-9a-f]{32})", html))
-    for random_id in ids:
-        stable = hashlib.sha1(html.replace(random_id, "").encode()).hexdigest()[:32]
-        html = html.replace(random_id, stable)
-    return html
+# The controls' icons: small inline SVG shapes (no icon font, nothing fetched).
+_ICONS = {
+    "first": '<path d="M3 2h2v12H3zM14 2v12L6 8z"/>',
+    "back": '<path d="M12 2v12L4 8z"/>',
+    "play": '<path d="M4 2v12l10-6z"/>',
+    "pause": '<path d="M3 2h4v12H3zM9 2h4v12H9z"/>',
+    "forward": '<path d="M4 2v12l8-6z"/>',
+    "last": '<path d="M11 2h2v12h-2zM2 2v12l8-6z"/>',
+}
+
+_RACE_CSS = """\
+.book-race{max-width:100%;margin:0 auto;font-family:inherit}
+.book-race svg.book-race-plot{display:block;width:100%;height:auto}
+.book-race-controls{display:flex;flex-wrap:wrap;align-items:center;gap:.4em;margin-top:.3em}
+.book-race-controls button{display:inline-flex;align-items:center;justify-content:center;
+width:2.4em;height:2.2em;padding:0;border:1px solid #888;border-radius:.3em;
+background:#f4f4f4;color:#222;cursor:pointer}
+.book-race-controls button:focus-visible{outline:2px solid #0072B2;outline-offset:1px}
+.book-race-controls button svg{width:1em;height:1em;fill:currentColor}
+.book-race-controls input[type=range]{flex:1 1 8em;min-width:6em}
+.book-race-step{font-variant-numeric:tabular-nums;min-width:6.5em;text-align:right;font-size:.9em}
+"""
+
+_RACE_JS = """\
+(function () {
+  var root = document.getElementById("%(uid)s");
+  if (!root || root.dataset.ready) { return; }
+  root.dataset.ready = "1";
+  var data = %(data)s;
+  var lines = data.runs.map(function (_, i) { return root.querySelector(".book-race-line-" + i); });
+  var heads = data.runs.map(function (_, i) { return root.querySelector(".book-race-head-" + i); });
+  var slider = root.querySelector("input[type=range]");
+  var label = root.querySelector(".book-race-step");
+  var play = root.querySelector("[data-action=play]");
+  var frame = 0, timer = null;
+  function show(f) {
+    frame = Math.max(0, Math.min(data.shown.length - 1, f));
+    var step = data.shown[frame];
+    data.runs.forEach(function (run, i) {
+      var upto = Math.min(step, run.length / 2 - 1), points = [];
+      for (var k = 0; k <= upto; k++) { points.push(run[2 * k] + "," + run[2 * k + 1]); }
+      lines[i].setAttribute("points", points.join(" "));
+      heads[i].setAttribute("cx", run[2 * upto]);
+      heads[i].setAttribute("cy", run[2 * upto + 1]);
+    });
+    slider.value = frame;
+    label.textContent = "step " + step + " of " + data.last;
+  }
+  function setPlaying(on) {
+    if (timer) { clearInterval(timer); timer = null; }
+    if (on) {
+      if (frame >= data.shown.length - 1) { show(0); }
+      timer = setInterval(function () {
+        if (frame >= data.shown.length - 1) { setPlaying(false); } else { show(frame + 1); }
+      }, data.interval);
+    }
+    play.innerHTML = on ? data.icons.pause : data.icons.play;
+    play.setAttribute("aria-label", on ? "Pause" : "Play");
+    play.title = on ? "Pause" : "Play";
+  }
+  function jump(action, target) {
+    root.querySelector("[data-action=" + action + "]").onclick = function () {
+      setPlaying(false);
+      show(target());
+    };
+  }
+  jump("first", function () { return 0; });
+  jump("back", function () { return frame - 1; });
+  jump("forward", function () { return frame + 1; });
+  jump("last", function () { return data.shown.length - 1; });
+  play.onclick = function () { setPlaying(!timer); };
+  slider.oninput = function () { setPlaying(false); show(parseInt(slider.value, 10)); };
+  show(0);
+})();
+"""
+
+
+def _icon(name: str) -> str:
+    return f'<svg viewBox="0 0 16 16" aria-hidden="true" focusable="false">{_ICONS[name]}</svg>'
 
 
 def race(
@@ -541,74 +635,66 @@ def race(
     *,
     frames: int = 30,
     fps: int = 10,
-    dpi: int = 60,
-    figsize: tuple[float, float] = (5.0, 4.0),
-    max_megabytes: float = 1.0,
-    frame_format: str = "png",
+    figsize: tuple[float, float] = (8.0, 5.5),
     title: str | None = None,
     style: Mapping[str, Any] | None = None,
+    **ignored: Any,
 ) -> AnimationHTML:
-    """An animation of optimizers racing on a landscape, as self-contained JavaScript HTML.
+    """An animation of optimizers racing on a landscape, as self-contained HTML.
 
-    The contour plot of :func:`contour` is drawn once; each frame extends every path by
-    the same number of steps, with the current point as a dot. The animation is rendered
-    by matplotlib's ``FuncAnimation.to_jshtml`` (frames embedded as images, play controls
-    in JavaScript), so it plays on a static site without a kernel. To keep notebooks
-    small it uses few frames at low resolution, and matplotlib's ``animation.embed_limit``
-    is set to ``max_megabytes`` so frames beyond that size are dropped rather than
-    embedded.
+    The contour map is drawn once, as vector graphics (SVG) in the book's style; each
+    frame extends every path by the same number of steps, with the current point as a dot.
+    A few lines of JavaScript in the HTML move the paths and drive the controls (first,
+    back, play/pause, forward, last and a slider), so the animation plays on a static site
+    without a kernel and without a network: no image frames, no icon font, nothing fetched.
+    The drawing scales to the width of the page and stays sharp on any screen; the legend
+    sits below the map, off the paths.
 
     Args:
         landscape: the surface.
         trajectories: the runs to animate, as in :func:`contour`; they may have different
             lengths (a diverged run stops where it blew up).
         frames: the number of frames, at least 2.
-        fps: frames per second of playback.
-        dpi: resolution of the frames.
-        figsize: size of the frames in inches.
-        max_megabytes: the embedding limit in megabytes.
-        frame_format: ``"png"`` (crisp lines) or ``"jpeg"`` (smaller).
+        fps: frames per second of playback, positive.
+        figsize: size of the drawing in inches (its aspect ratio and the size of its text
+            relative to the page; it is shown at the width of the text column).
         title: the title; defaults to the landscape's name.
         style: rcParams overriding the book's style.
+        **ignored: ``dpi``, ``frame_format`` and ``max_megabytes``, which set the raster
+            frames of earlier versions, are accepted and have no effect.
 
     Returns:
         An :class:`AnimationHTML`: it renders as the animation when it is the last
         expression of a notebook cell, and its ``html`` can be written to a file as it is.
 
     Raises:
-        ValueError: if ``frames < 2``, there are no trajectories, ``max_megabytes`` is not
-            positive or ``frame_format`` is unknown.
+        ValueError: if ``frames < 2``, ``fps`` is not positive, there are no trajectories,
+            or an unknown keyword argument is given.
     """
-    from matplotlib.animation import FuncAnimation
-
+    unknown = set(ignored) - {"dpi", "frame_format", "max_megabytes"}
+    if unknown:
+        raise ValueError(f"race() got unknown arguments {sorted(unknown)}")
     runs = _as_runs(trajectories)
     if not runs:
         raise ValueError("trajectories must hold at least one run")
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
         raise ValueError(f"frames must be an integer >= 2, got {frames!r}")
-    if not max_megabytes > 0:
-        raise ValueError(f"max_megabytes must be positive, got {max_megabytes}")
-    if frame_format not in ("png", "jpeg"):
-        raise ValueError(f"frame_format must be 'png' or 'jpeg', got {frame_format!r}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
     longest = max(run.path.shape[0] for _, run in runs)
     # the step shown in each frame, from the start to the end of the longest run
     shown = np.unique(np.linspace(0, longest - 1, frames).round().astype(int))
-    overrides = {
-        "animation.embed_limit": max_megabytes,
-        "animation.frame_format": frame_format,
-        "savefig.dpi": dpi,  # the frames are saved at savefig.dpi
-        "savefig.bbox": None,  # every frame the same size
-    }
+    overrides = {"svg.fonttype": "path", "svg.hashsalt": "lib.plot.race", "savefig.bbox": None}
     with _apply_style({**dict(style or {}), **overrides}):
-        fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+        # 72 dpi: one display unit is one SVG unit (a point), so paths map onto the drawing
+        fig = Figure(figsize=figsize, dpi=72, layout="constrained")
         axes = fig.add_subplot()
-        # a light background: grey, aliased contour lines compress to a fraction of the size
         x, y, z = (_numpy(t) for t in landscape.grid(100))
-        axes.contour(
-            x, y, z, levels=_contour_levels(z, 15, True), colors="0.6", linewidths=0.6, antialiased=False
-        )
+        values = _contour_levels(z, 15, True)
+        axes.contourf(x, y, z, levels=values, cmap=_FILL_CMAP, alpha=_FILL_ALPHA)
+        axes.contour(x, y, z, levels=values, colors=_LINE_COLOR, linewidths=0.5)
         for point in landscape.minima:
-            axes.plot(*point, "*", color="gold", markeredgecolor="black", markersize=10, zorder=5)
+            axes.plot(*point, "*", color="gold", markeredgecolor="black", markersize=12, zorder=5)
         x_min, x_max, y_min, y_max = landscape.box
         axes.set_xlim(x_min, x_max)
         axes.set_ylim(y_min, y_max)
@@ -616,23 +702,72 @@ def race(
         axes.set_ylabel("$y$")
         axes.grid(False)
         axes.set_title(title if title is not None else landscape.name)
-        paths = [_numpy(run.path) for _, run in runs]
-        lines, heads = [], []
-        for (label, _), path in zip(runs, paths, strict=True):
-            (line,) = axes.plot(path[:1, 0], path[:1, 1], "-", label=label, zorder=6)
-            (head,) = axes.plot(path[:1, 0], path[:1, 1], "o", color=line.get_color(), zorder=7)
-            lines.append(line)
-            heads.append(head)
-        axes.legend(loc="upper right", fontsize=7)
-
-        def draw(frame: int) -> list[Any]:
-            step = int(shown[frame])
-            for line, head, path in zip(lines, heads, paths, strict=True):
-                upto = min(step, path.shape[0] - 1)
-                line.set_data(path[: upto + 1, 0], path[: upto + 1, 1])
-                head.set_data(path[upto : upto + 1, 0], path[upto : upto + 1, 1])
-            return [*lines, *heads]
-
-        animation = FuncAnimation(fig, draw, frames=len(shown), interval=1000 / fps, blit=False)
-        html = _stable_ids(animation.to_jshtml(fps=fps, default_mode="once"))
+        colors = [PALETTE[i % len(PALETTE)] for i in range(len(runs))]
+        handles = [
+            Line2D([], [], color=color, marker="o", markersize=6, label=label)
+            for (label, _), color in zip(runs, colors, strict=True)
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(runs), 3))
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", dpi=72, metadata={"Date": None})
+        svg = buffer.getvalue()
+        height = fig.bbox.height
+        # the paths in SVG coordinates (y grows downwards), rounded to a tenth of a point
+        paths = []
+        for _, run in runs:
+            points = axes.transData.transform(np.nan_to_num(_numpy(run.path), posinf=1e6, neginf=-1e6))
+            points[:, 1] = height - points[:, 1]
+            paths.append(np.clip(points, -1e4, 1e4).round(1))
+        box = axes.get_window_extent()
+    svg = svg[svg.index("<svg") :]  # drop the XML prolog: the SVG sits inside HTML
+    svg = re.sub(
+        r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', r'<svg class="book-race-plot" \1', svg, count=1
+    )
+    svg = re.sub(r"(?s)\s*<metadata>.*?</metadata>", "", svg)
+    data = {
+        "runs": [[float(v) for v in path.reshape(-1)] for path in paths],
+        "shown": [int(s) for s in shown],
+        "last": longest - 1,
+        "interval": round(1000 / fps),
+        "icons": {"play": _icon("play"), "pause": _icon("pause")},
+    }
+    uid = "book-race-" + hashlib.sha1((svg + json.dumps(data)).encode()).hexdigest()[:16]
+    clip = f"{uid}-clip"
+    overlay = [
+        f'<clipPath id="{clip}"><rect x="{box.x0:.1f}" y="{height - box.y1:.1f}" '
+        f'width="{box.width:.1f}" height="{box.height:.1f}"/></clipPath>',
+        f'<g clip-path="url(#{clip})">',
+    ]
+    for i, color in enumerate(colors):
+        overlay.append(
+            f'<polyline class="book-race-line-{i}" points="" fill="none" stroke="{color}" '
+            f'stroke-width="{mpl.rcParams["lines.linewidth"] * 1.2:.1f}" stroke-linejoin="round"/>'
+        )
+    for i, color in enumerate(colors):
+        overlay.append(
+            f'<circle class="book-race-head-{i}" r="5" fill="{color}" stroke="black" stroke-width="0.8"/>'
+        )
+    overlay.append("</g>")
+    svg = svg.replace("</svg>", "\n".join(overlay) + "\n</svg>")
+    buttons = "".join(
+        f'<button type="button" data-action="{action}" title="{text}" aria-label="{text}">'
+        f"{_icon(icon)}</button>"
+        for action, icon, text in [
+            ("first", "first", "First frame"),
+            ("back", "back", "Previous frame"),
+            ("play", "play", "Play"),
+            ("forward", "forward", "Next frame"),
+            ("last", "last", "Last frame"),
+        ]
+    )
+    column = BOOK_STYLE["figure.figsize"][0] * BOOK_STYLE["figure.dpi"]  # a figure's width in pixels
+    html = (
+        f'<div class="book-race" id="{uid}" style="max-width:{column:.0f}px">\n'
+        f"<style>{_RACE_CSS}</style>\n{svg}\n"
+        f'<div class="book-race-controls">{buttons}'
+        f'<input type="range" min="0" max="{len(shown) - 1}" step="1" value="0" aria-label="Frame">'
+        f'<span class="book-race-step" aria-live="off"></span></div>\n'
+        f"<script>\n{_RACE_JS % {'uid': uid, 'data': json.dumps(data, separators=(',', ':'))}}</script>\n"
+        "</div>"
+    )
     return AnimationHTML(html, frames=len(shown))

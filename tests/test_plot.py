@@ -1,5 +1,6 @@
 """Tests for lib.plot: what each figure holds, and that nothing global changes."""
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -181,21 +182,81 @@ def test_spectrum_histogram_and_density(rc_unchanged):
     assert grid.min() < -1.0 and grid.max() > 4.0
 
 
-def test_race_animation_html_holds_frames_and_stays_small(rc_unchanged, runs):
+def test_book_style_fills_the_text_column_and_is_sharp():
+    width, height = P.BOOK_STYLE["figure.figsize"]
+    assert width == 8.0 and 0 < height < width  # the site's text column is 8 in at 100 dpi
+    assert P.BOOK_STYLE["figure.dpi"] == 100
+    assert P.BOOK_STYLE["savefig.dpi"] >= 2 * P.BOOK_STYLE["figure.dpi"]  # sharp when saved
+    # at 1.39 px per point, no text smaller than 10 pt (14 px, the site's small print)
+    assert min(P.BOOK_STYLE[k] for k in ("font.size", "legend.fontsize", "xtick.labelsize")) >= 10.0
+
+
+def test_use_style_sets_the_book_style_globally():
+    before = dict(mpl.rcParams)
+    try:
+        P.use_style()
+        assert tuple(mpl.rcParams["figure.figsize"]) == P.BOOK_STYLE["figure.figsize"]
+        assert mpl.rcParams["font.size"] == P.BOOK_STYLE["font.size"]
+    finally:
+        mpl.rcParams.update(before)
+
+
+def test_contour_legend_sits_beside_the_map(rc_unchanged, runs):
     surface, trajectories = runs
-    animation = P.race(surface, trajectories, frames=6, dpi=40, max_megabytes=0.5)
+    fig = P.contour(surface, trajectories)
+    fig.draw_without_rendering()  # runs the constrained layout
+    (ax,) = fig.axes
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # never over a path
+    assert max(legend.x1, ax.get_window_extent().x1) <= fig.bbox.x1 + 1  # inside the figure
+
+
+def race_html(animation):
     html = animation._repr_html_()
-    assert "<script" in html and "animation" in html.lower()
-    assert html.count("data:image/png;base64") == 6  # one embedded image per frame
+    assert html == animation.html
+    return html
+
+
+def test_race_is_vector_graphics_with_local_controls(rc_unchanged, runs):
+    surface, trajectories = runs
+    animation = P.race(surface, trajectories, frames=6)
+    html = race_html(animation)
+    assert html.count("<svg") >= 2 and "<script>" in html
+    assert "data:image" not in html  # no raster frames
+    # nothing fetched: no stylesheet, script or image from anywhere (XML namespaces are names)
+    assert re.findall(r'(?:src|href)="(?!#)[^"]*"', html) == []
+    assert "<link" not in html and "font-awesome" not in html.lower()
+    for action in ("first", "back", "play", "forward", "last"):
+        assert f'data-action="{action}"' in html
+    assert html.count('class="book-race-line-') == len(trajectories)
+    assert 'style="max-width:800px"' in html  # as wide as the figures: the text column
     assert len(html) < 0.5 * 2**20
     assert repr(animation) == f"<animation: 6 frames, {len(html) / 1024:.0f} kB of HTML>"
 
 
+def test_race_paths_land_on_the_map(rc_unchanged, runs):
+    """The script's points are the runs' points in the SVG's coordinates, inside the axes."""
+    surface, trajectories = runs
+    html = P.race(surface, trajectories, frames=4).html
+    data = json.loads(re.search(r"var data = (\{.*?\});", html).group(1))
+    assert data["shown"][0] == 0 and data["shown"][-1] == trajectories[0].path.shape[0] - 1
+    view = [float(v) for v in re.search(r'viewBox="([^"]+)"', html).group(1).split()]
+    for run, points in zip(trajectories, data["runs"], strict=True):
+        xy = np.asarray(points).reshape(-1, 2)
+        assert xy.shape == tuple(run.path.shape)
+        assert (xy[:, 0] > view[0]).all() and (xy[:, 0] < view[2]).all()
+        assert (xy[:, 1] > view[1]).all() and (xy[:, 1] < view[3]).all()
+        # moving right in x moves right in the drawing, moving up in y moves up (smaller SVG y)
+        dx, dy = np.diff(run.path.numpy(), axis=0).T, np.diff(xy, axis=0).T
+        assert (np.sign(dx[0]) * np.sign(dy[0]) >= 0).all()
+        assert (np.sign(dx[1]) * np.sign(dy[1]) <= 0).all()
+
+
 def test_race_animation_is_the_same_on_every_run(rc_unchanged, runs):
     surface, trajectories = runs
-    first, second = (P.race(surface, trajectories, frames=3, dpi=30).html for _ in range(2))
+    first, second = (P.race(surface, trajectories, frames=3).html for _ in range(2))
     assert first == second
-    assert re.search(r"_anim_img[0-9a-f]{32}", first), "the element ids were not found"
+    assert re.search(r'id="book-race-[0-9a-f]{16}"', first), "the element id was not found"
 
 
 def test_race_handles_runs_of_different_lengths(rc_unchanged):
@@ -203,9 +264,11 @@ def test_race_handles_runs_of_different_lengths(rc_unchanged):
     stable = L.trajectory(bowl, torch.optim.SGD, {"lr": 0.1}, steps=40, label="stable")
     diverging = L.trajectory(bowl, torch.optim.SGD, {"lr": 0.3}, steps=40, label="too large", max_value=10.0)
     assert diverging.diverged and diverging.steps < stable.steps
-    html = P.race(bowl, [stable, diverging], frames=4, dpi=30, frame_format="jpeg").html
-    assert html.count("data:image/jpeg;base64") == 4
+    animation = P.race(bowl, [stable, diverging], frames=4, dpi=30, frame_format="jpeg")  # old arguments
+    assert animation.frames == 4
     with pytest.raises(ValueError, match="frames must be an integer >= 2"):
         P.race(bowl, [stable], frames=1)
     with pytest.raises(ValueError, match="at least one run"):
         P.race(bowl, [])
+    with pytest.raises(ValueError, match="unknown arguments"):
+        P.race(bowl, [stable], colour="red")
