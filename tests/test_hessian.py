@@ -1,5 +1,7 @@
 """Tests for lib.hessian: every estimate against torch's dense reference."""
 
+import warnings
+
 import pytest
 import torch
 from torch.func import functional_call
@@ -243,13 +245,137 @@ def test_bad_input_errors():
         H.hvp(lambda: (w**2).sum(), [w], torch.ones(4))
     with pytest.raises(ValueError, match="num_samples must be an integer >= 2"):
         H.trace(lambda: (w**2).sum(), [w], num_samples=1)
-    with pytest.raises(ValueError, match="tol must be non-negative"):
+    with pytest.raises(ValueError, match="tol must be a finite number >= 0, got -1.0"):
         H.classify([1.0], tol=-1.0)
     with pytest.raises(ValueError, match="does not depend on params"):
         H.hessian(lambda: torch.tensor(1.0), [w])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# ---------------------------------------------------------------- Lanczos at every scale
+
+SCALES = [1e-4, 1.0, 1e4]
+# relative error of the top eigenvalues (relative to the largest magnitude) that Lanczos
+# reaches with its default tol; the measured errors are far smaller (see lanczos' docstring)
+LANCZOS_RTOL = {torch.float32: 1e-4, torch.float64: 1e-8}
+
+
+def spectrum(kind, n):
+    """Eigenvalues of norm 1: "spread" over four decades with both signs, or a top "cluster"."""
+    gen = torch.Generator().manual_seed(1)
+    if kind == "spread":
+        values = torch.logspace(-3, 0, n, dtype=torch.float64)
+        values[: n // 2] *= -0.1
+    else:
+        values = 0.5 * torch.rand(n, generator=gen, dtype=torch.float64)
+        values[:3] = torch.tensor([1.0, 0.999, 0.998], dtype=torch.float64)
+    return values
+
+
+@pytest.fixture(scope="module")
+def rotation():
+    q, _ = torch.linalg.qr(
+        torch.randn(200, 200, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    )
+    return q
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("kind", ["spread", "clustered"])
+def test_lanczos_top_eigenvalues_at_every_scale(rotation, kind, scale, dtype):
+    a = ((rotation * (scale * spectrum(kind, 200))) @ rotation.T).to(dtype)
+    a = 0.5 * (a + a.T)
+    exact = torch.linalg.eigvalsh(a.double())
+    v0 = torch.randn(200, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # converged: no warning
+        values, vectors = H.lanczos(lambda v: a @ v, v0, k=3, which="LA")
+    assert values.dtype == dtype
+    error = (values.double() - exact.flip(0)[:3]).abs().max() / exact.abs().max()
+    assert error < LANCZOS_RTOL[dtype], error
+    # the smallest (a dense cluster in "spread"): either a warning, or each Ritz value is
+    # within the residual bound tol * max |eigenvalue| of an eigenvalue
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        smallest, _ = H.lanczos(lambda v: a @ v, v0, k=2, which="SA")
+    distance = (smallest.double()[:, None] - exact[None, :]).abs().min(dim=1).values
+    assert caught or (distance / exact.abs().max()).max() < H._default_tol(dtype)
+    # Ritz vectors are eigenvectors: residual relative to the scale
+    residual = torch.linalg.vector_norm(a @ vectors - vectors * values, dim=0).max() / scale
+    assert residual < 100 * LANCZOS_RTOL[dtype] ** 0.5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_eigsh_small_and_large_curvature(dtype, scale):
+    # the example of the review: n = 2000, the top three eigenvalues above a bulk ten
+    # times smaller; an absolute breakdown test split T and returned bulk values at 1e-6
+    gen = torch.Generator().manual_seed(3)
+    diagonal = scale * 1e-1 * torch.rand(2000, generator=gen, dtype=dtype)
+    diagonal[:3] = scale * torch.tensor([1.0, 0.5, 0.2], dtype=dtype)
+    x = torch.randn(2000, generator=gen, dtype=dtype).requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values, _ = H.eigsh(lambda: 0.5 * (diagonal * x * x).sum(), [x], k=3)
+    exact = torch.linalg.eigvalsh(torch.diag(diagonal.double())).flip(0)[:3]
+    assert ((values.double() - exact).abs() / exact[0]).max() < LANCZOS_RTOL[dtype]
+
+
+def test_lanczos_warns_when_not_converged():
+    a = torch.linspace(0.0, 1.0, 500, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        H.lanczos(lambda v: a * v, torch.ones(500, dtype=torch.float64), k=3, max_iter=5)
+
+
+def test_lanczos_continues_past_an_invariant_subspace():
+    # v0 in a 3-dimensional invariant subspace: T splits after 3 steps; k=4 wanted pairs make
+    # the iteration go on from a fresh vector, and the split is at rounding level at any scale
+    a = torch.tensor([1.0, 2.0, 3.0, 10.0, 0.5, 0.2], dtype=torch.float64)
+    v0 = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    for scale in (1e-8, 1.0, 1e8):
+        values, _ = H.lanczos(lambda v, s=scale: s * a * v, v0, k=4)
+        torch.testing.assert_close(values, scale * torch.tensor([10.0, 3.0, 2.0, 1.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", SCALES)
+def test_spectral_density_moments_at_every_scale(dtype, scale):
+    # a diagonal Hessian: for Rademacher probes z^T A^p z = tr(A^p) exactly, and Gauss
+    # quadrature with m nodes is exact for polynomials of degree < 2m, so the moments of the
+    # density equal those of the spectrum up to rounding
+    diagonal = scale * spectrum("spread", 300).to(dtype)
+    x = torch.zeros(300, dtype=dtype, requires_grad=True)
+    density = H.spectral_density(lambda: 0.5 * (diagonal * x * x).sum(), [x], num_probes=3, num_steps=20)
+    nodes, weights = density.nodes.double() / scale, density.weights.double()
+    exact = diagonal.double() / scale
+    for p in range(5):
+        moment = (weights * nodes**p).sum().item()
+        assert moment == pytest.approx((exact**p).mean().item(), rel=LANCZOS_RTOL[dtype] ** 0.5, abs=1e-12)
+
+
+def test_probes_do_not_depend_on_the_device():
+    # probes are drawn on a CPU generator and moved: drawing "for" another device consumes
+    # the same random numbers (the meta device stands in for CUDA and MPS)
+    for rademacher in (False, True):
+        on_cpu, elsewhere = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        cpu = H._random_vector(7, torch.float32, torch.device("cpu"), on_cpu, rademacher)
+        meta = H._random_vector(7, torch.float32, torch.device("meta"), elsewhere, rademacher)
+        assert meta.device.type == "meta" and meta.shape == cpu.shape
+        assert torch.equal(on_cpu.get_state(), elsewhere.get_state())
+
+
+def test_operator_works_under_no_grad():
+    loss, params, _ = small_network(torch.float64)
+    dense = H.hessian(loss, params)
+    with torch.no_grad():
+        op = H.HVPOperator(loss, params)
+        v = torch.ones(op.dim, dtype=torch.float64)
+        torch.testing.assert_close(op(v), dense @ v)
+        values, _ = H.eigsh(loss, params, k=1)
+    torch.testing.assert_close(values, torch.linalg.eigvalsh(dense)[-1:])
+
+
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cuda_matches_cpu(dtype):
     loss_cpu, params_cpu, _ = small_network(dtype)
@@ -263,3 +389,16 @@ def test_cuda_matches_cpu(dtype):
     torch.testing.assert_close(values.cpu(), torch.linalg.eigvalsh(dense_cpu).flip(0)[:2], **TOL[dtype])
     estimate, stderr = H.trace(loss_gpu, params_gpu, num_samples=50)
     assert abs(estimate - torch.trace(dense_cpu).item()) < 4 * stderr + 1e-4
+
+
+@pytest.mark.cuda
+def test_cuda_probes_equal_cpu_probes():
+    loss_cpu, params_cpu, _ = small_network(torch.float64)
+    loss_gpu, params_gpu, _ = small_network(torch.float64, device="cuda")
+    # the same seed draws the same start vector and probes on both devices
+    cpu_values, _ = H.eigsh(loss_cpu, params_cpu, k=1, max_iter=3, tol=1.0)
+    gpu_values, _ = H.eigsh(loss_gpu, params_gpu, k=1, max_iter=3, tol=1.0)
+    torch.testing.assert_close(gpu_values.cpu(), cpu_values)
+    cpu_trace = H.trace(loss_cpu, params_cpu, num_samples=5, seed=3)
+    gpu_trace = H.trace(loss_gpu, params_gpu, num_samples=5, seed=3)
+    assert gpu_trace.estimate == pytest.approx(cpu_trace.estimate, rel=1e-10)
