@@ -24,6 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lib import checks
+from lib.schedules import set_lr
+
 __all__ = [
     "Landscape",
     "Trajectory",
@@ -514,8 +517,7 @@ def trajectory(
     diverged_at = None
     for t in range(steps):
         if schedule is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = schedule(t)
+            set_lr(optimizer, schedule, t)
         optimizer.zero_grad()
         loss = landscape(point)
         loss.backward()

@@ -487,7 +487,7 @@ def set_lr(optimizer: Optimizer, schedule: Schedule | Sequence[Schedule], step: 
             ``step`` is not an integer >= 0.
     """
     schedules = _per_group(optimizer, schedule)
-    lrs = [s(step) for s in schedules]
+    lrs = [float(s(step)) for s in schedules]
     for group, lr in zip(optimizer.param_groups, lrs, strict=True):
         group["lr"] = lr
     return lrs

@@ -25,12 +25,13 @@ What the loop promises:
   depends on timing.
 """
 
+import contextlib
 import copy
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -38,7 +39,9 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from lib import checks
 from lib.data import BatchLoader
+from lib.schedules import set_lr
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Schedule = Callable[[int], float]
@@ -143,14 +146,15 @@ def _correct(output: Tensor, y: Tensor) -> Tensor:
     return (predicted == y).sum()
 
 
-def _grad_norm(params: list[Tensor], loss: Tensor) -> Tensor:
-    """The Euclidean norm of all gradients together, as a 0-d tensor on the device."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return loss.new_zeros(())
-    # torch._foreach_norm is what torch.nn.utils.clip_grad_norm_ uses; one call for all
-    # tensors, and cheaper than torch.nn.utils.get_total_norm's grouping by device
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+def _total_norm(tensors: list[Tensor], like: Tensor) -> Tensor:
+    """The Euclidean norm of all ``tensors`` together, as a 0-d tensor on the device.
+
+    The norm of the per-tensor norms, as ``torch.nn.utils.clip_grad_norm_`` computes it,
+    written with public APIs that every supported torch has.
+    """
+    if not tensors:
+        return like.new_zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
 
 
 def _module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
@@ -229,12 +233,12 @@ def _check_shapes(name: str, model: nn.Module, loss_fn: LossFn, x: Tensor, y: Te
 def _evaluate_on_device(
     model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, batch_size: int
 ) -> tuple[Tensor, Tensor | None]:
-    """Mean loss and accuracy as 0-d tensors on the device (no host sync)."""
+    """Mean loss and the number of correct predictions, as 0-d tensors on the device (no host sync)."""
     modes = _module_modes(model)
     model.eval()
     classification = _is_classification(y)
     loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)  # a count: exact, no float64 needed
     try:
         with torch.no_grad():
             for start in range(0, x.shape[0], batch_size):
@@ -245,8 +249,15 @@ def _evaluate_on_device(
                     correct += _correct(output, yb)
     finally:
         _restore_modes(modes)
-    n = x.shape[0]
-    return loss_sum / n, (correct.double() / n if classification else None)
+    return loss_sum / x.shape[0], (correct if classification else None)
+
+
+def _evaluate_on_host(
+    model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, batch_size: int
+) -> tuple[float, float | None]:
+    """Mean loss and accuracy as floats; the accuracy is divided on the host (MPS has no float64)."""
+    loss, correct = _evaluate_on_device(model, loss_fn, x, y, batch_size)
+    return loss.item(), None if correct is None else correct.item() / x.shape[0]
 
 
 def evaluate(
@@ -270,11 +281,9 @@ def evaluate(
         ValueError: if ``data`` is not a pair of tensors of equal length on the model's
             device, or ``batch_size`` is not a positive integer.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    checks.integer("batch_size", batch_size, 1)
     x, y = _check_data("data", data, model)
-    loss, acc = _evaluate_on_device(model, loss_fn, x, y, batch_size)
-    return Evaluation(loss.item(), None if acc is None else acc.item())
+    return Evaluation(*_evaluate_on_host(model, loss_fn, x, y, batch_size))
 
 
 def _progress_file(progress: bool | None) -> Any:
@@ -286,11 +295,6 @@ def _progress_file(progress: bool | None) -> Any:
     if progress is None and os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false", "no"):
         return None
     return sys.stderr
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 # --------------------------------------------------------------------------------- fit
@@ -330,7 +334,9 @@ def fit(
     the per-step values are copied to the host: the run stops at the first step whose
     loss is NaN or infinite, or, if the parameter norm exceeds ``max_param_norm``, at the
     last step before that check. The step lists end at the step where divergence was
-    detected; the parameters are left as they are (up to ``sync_every - 1`` steps later).
+    detected; the parameters are left as they are (up to ``sync_every - 1`` steps later),
+    except with early stopping, where the weights of the best epoch are restored as at
+    the normal end of the run.
 
     The progress bar (tqdm) appears only after two seconds, so short runs print nothing.
     With ``progress=None`` it goes to standard error (in a notebook, below the cell)
@@ -349,7 +355,7 @@ def fit(
         batch_size: samples per step, at least 1.
         val_data: an optional pair ``(x, y)`` evaluated after each epoch.
         schedule: a function ``step -> lr``; before step ``t`` (from 0) every parameter
-            group gets ``group["lr"] = schedule(t)``.
+            group gets ``group["lr"] = schedule(t)`` (:func:`lib.schedules.set_lr`).
         seed: seeds the batch order and, for the duration of the run, torch's global
             generator (dropout); the global generator is restored afterwards.
         shuffle: draw a new batch order every epoch.
@@ -382,18 +388,20 @@ def fit(
         DivergenceError: if training diverges and ``on_divergence="raise"``.
     """
     # ---- check everything before the first step
-    _check_positive_int("epochs", epochs)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("eval_batch_size", eval_batch_size)
-    _check_positive_int("sync_every", sync_every)
-    if on_divergence not in ("raise", "stop"):
-        raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
+    for name, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("eval_batch_size", eval_batch_size),
+        ("sync_every", sync_every),
+    ):
+        checks.integer(name, value, 1)
+    checks.one_of("on_divergence", on_divergence, ("raise", "stop"))
     if early_stopping_patience is not None:
-        _check_positive_int("early_stopping_patience", early_stopping_patience)
+        checks.integer("early_stopping_patience", early_stopping_patience, 1)
         if val_data is None:
             raise ValueError("early_stopping_patience needs val_data to watch the validation loss")
-    if max_param_norm is not None and not max_param_norm > 0:
-        raise ValueError(f"max_param_norm must be > 0 or None, got {max_param_norm!r}")
+    if max_param_norm is not None:
+        checks.number("max_param_norm", max_param_norm, 0, low_open=True, finite=False)
     x, y = _check_data("train_data", train_data, model)
     _check_shapes("train_data", model, loss_fn, x, y)
     if val_data is not None:
@@ -408,10 +416,7 @@ def fit(
             "leaves no batch"
         )
 
-    device = x.device
-    fork_devices = [] if device.type == "cpu" else [device.index or 0]
-    with torch.random.fork_rng(devices=fork_devices, device_type=device.type):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         return _fit_loop(
             model,
             optimizer,
@@ -429,6 +434,128 @@ def fit(
             sync_every=sync_every,
             progress=progress,
         )
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch's global generators for the block and restore them afterwards.
+
+    ``torch.manual_seed`` seeds the CPU and every CUDA and MPS device, so the state of each
+    of them is saved and restored (``torch.random.fork_rng`` restores only the GPUs it is
+    given).
+    """
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    mps = torch.mps.get_rng_state() if torch.backends.mps.is_available() else None
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        if mps is not None:
+            torch.mps.set_rng_state(mps)
+
+
+class _Divergence(NamedTuple):
+    step: int
+    reason: str
+
+
+class _StepRecorder:
+    """Per-step values kept on the device and copied to the history in one host sync.
+
+    ``add`` queues a step's loss, gradient norm and (for classification) number of
+    correct predictions; ``sync`` copies everything queued, with the parameter norm, in
+    one ``tolist()`` and returns a :class:`_Divergence` if a loss is not finite or the
+    parameter norm exceeds ``max_param_norm``. ``epoch_loss``/``epoch_accuracy`` average
+    the epoch's mini-batches, weighted by batch size.
+    """
+
+    def __init__(self, history: History, params: list[Tensor], max_param_norm: float | None) -> None:
+        self.history = history
+        self.params = params
+        self.max_param_norm = max_param_norm
+        self.losses: list[Tensor] = []
+        self.grad_norms: list[Tensor] = []
+        self.correct: list[Tensor] = []
+        self.start_epoch()
+
+    def start_epoch(self) -> None:
+        self.epoch_first_step = len(self.history.step_loss) + len(self.losses)
+        self.epoch_sizes: list[int] = []
+        self.epoch_correct = 0.0
+
+    def add(self, loss: Tensor, grad_norm: Tensor, batch_size: int, correct: Tensor | None) -> None:
+        self.losses.append(loss.detach())
+        self.grad_norms.append(grad_norm)
+        self.epoch_sizes.append(batch_size)
+        if correct is not None:
+            self.correct.append(correct)
+
+    def __len__(self) -> int:
+        return len(self.losses)
+
+    def sync(self) -> _Divergence | None:
+        if not self.losses:
+            return None
+        k = len(self.losses)
+        parts = [torch.stack(self.losses).float(), torch.stack(self.grad_norms).float()]
+        if self.correct:
+            parts.append(torch.stack(self.correct).sum().float().reshape(1))
+        if self.max_param_norm is not None:
+            parts.append(_total_norm(self.params, self.losses[0]).float().reshape(1))
+        values = torch.cat(parts).tolist()  # the one host sync
+        first = len(self.history.step_loss)
+        self.history.step_loss.extend(values[:k])
+        self.history.step_grad_norm.extend(values[k : 2 * k])
+        if self.correct:
+            self.epoch_correct += values[2 * k]
+        self.losses, self.grad_norms, self.correct = [], [], []
+        for i, loss in enumerate(values[:k]):
+            if not math.isfinite(loss):
+                return _Divergence(first + i, f"the loss is {loss}")
+        if self.max_param_norm is not None and not values[-1] <= self.max_param_norm:  # also NaN
+            return _Divergence(
+                first + k - 1,
+                f"the parameter norm is {values[-1]:.3g} > max_param_norm={self.max_param_norm:g}",
+            )
+        return None
+
+    def epoch_loss(self) -> float:
+        losses = self.history.step_loss[self.epoch_first_step :]
+        return sum(v * n for v, n in zip(losses, self.epoch_sizes, strict=True)) / sum(self.epoch_sizes)
+
+    def epoch_accuracy(self) -> float:
+        return self.epoch_correct / sum(self.epoch_sizes)
+
+
+class _BestWeights:
+    """Early stopping's bookkeeping: the best validation loss, its epoch and its weights."""
+
+    def __init__(self, patience: int | None) -> None:
+        self.patience = patience
+        self.loss = math.inf
+        self.state: dict[str, Tensor] | None = None
+        self.epochs_without_improvement = 0
+
+    def update(self, model: nn.Module, history: History, epoch: int, val_loss: float) -> None:
+        if val_loss < self.loss:
+            self.loss = val_loss
+            history.best_epoch = epoch
+            self.epochs_without_improvement = 0
+            if self.patience is not None:
+                self.state = copy.deepcopy(model.state_dict())
+        else:
+            self.epochs_without_improvement += 1
+
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.epochs_without_improvement >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
 
 
 def _fit_loop(
@@ -452,12 +579,69 @@ def _fit_loop(
     history = History()
     classification = _is_classification(loader.y)
     params = [p for p in model.parameters() if p.requires_grad]
-    best_state: dict[str, Tensor] | None = None
-    best_val = math.inf
-    epochs_without_improvement = 0
+    recorder = _StepRecorder(history, params, max_param_norm)
+    best = _BestWeights(early_stopping_patience)
+    bar = _progress_bar(progress, epochs * len(loader))
+    start = time.perf_counter()
+    step = 0
+    for epoch in range(epochs):
+        model.train()
+        recorder.start_epoch()
+        for xb, yb in loader:
+            if schedule is not None:
+                set_lr(optimizer, schedule, step)
+            history.step_lr.append(float(optimizer.param_groups[0]["lr"]))
+            history.step_time.append(time.perf_counter() - start)
+
+            output = model(xb)
+            loss = loss_fn(output, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = _total_norm([p.grad for p in params if p.grad is not None], loss)
+            optimizer.step()
+
+            recorder.add(
+                loss, grad_norm, xb.shape[0], _correct(output.detach(), yb) if classification else None
+            )
+            step += 1
+            bar.update()
+            if len(recorder) >= sync_every and (diverged := recorder.sync()) is not None:
+                return _stop(history, diverged, on_divergence, bar, best, model, len(loader))
+        if (diverged := recorder.sync()) is not None:
+            return _stop(history, diverged, on_divergence, bar, best, model, len(loader))
+
+        # ---- end of epoch: train and validation metrics, early stopping, callback
+        if eval_train:
+            loss_t, acc_t = _evaluate_on_host(model, loss_fn, loader.x, loader.y, eval_batch_size)
+        else:
+            loss_t, acc_t = recorder.epoch_loss(), recorder.epoch_accuracy() if classification else None
+        history.epoch_train_loss.append(loss_t)
+        if acc_t is not None:
+            history.epoch_train_acc.append(acc_t)
+        if val_data is not None:
+            loss_v, acc_v = _evaluate_on_host(model, loss_fn, val_data[0], val_data[1], eval_batch_size)
+            history.epoch_val_loss.append(loss_v)
+            if acc_v is not None:
+                history.epoch_val_acc.append(acc_v)
+            best.update(model, history, epoch, loss_v)
+        history.epoch_time.append(time.perf_counter() - start)
+        if callback is not None:
+            for key, value in (callback(model, epoch, history) or {}).items():
+                history.records.setdefault(key, []).append(value)
+        _show_epoch(bar, history)
+        if best.should_stop():
+            history.stopped_early = epoch < epochs - 1
+            break
+
+    bar.close()
+    best.restore(model)
+    return history
+
+
+def _progress_bar(progress: bool | None, total: int) -> tqdm:
     progress_file = _progress_file(progress)
-    bar = tqdm(
-        total=epochs * len(loader),
+    return tqdm(
+        total=total,
         file=progress_file,
         disable=progress_file is None,
         delay=0.0 if progress else PROGRESS_DELAY_S,
@@ -466,144 +650,39 @@ def _fit_loop(
         dynamic_ncols=True,
     )
 
-    # per-step values waiting on the device for the next sync
-    pending_loss: list[Tensor] = []
-    pending_norm: list[Tensor] = []
-    pending_output: list[Tensor] = []
-    pending_target: list[Tensor] = []
-    pending_size: list[int] = []
-    epoch_sizes: list[int] = []
-    epoch_correct: list[float] = []
-    epoch_start_step = 0
 
-    def sync() -> tuple[int, str] | None:
-        """Copy pending values to the host; return (step, reason) on divergence."""
-        if not pending_loss:
-            return None
-        parts = [torch.stack(pending_loss).float(), torch.stack(pending_norm).float()]
-        if pending_output:
-            output, target = torch.cat(pending_output), torch.cat(pending_target)
-            parts.append(_correct(output, target).float().reshape(1))
-        if max_param_norm is not None:
-            parts.append(torch.nn.utils.get_total_norm(params).float().reshape(1))
-        values = torch.cat(parts).tolist()  # the one host sync
-        k = len(pending_loss)
-        losses, norms = values[:k], values[k : 2 * k]
-        first = len(history.step_loss)
-        history.step_loss.extend(losses)
-        history.step_grad_norm.extend(norms)
-        epoch_sizes.extend(pending_size)
-        if pending_output:
-            epoch_correct.append(values[2 * k])
-        for pending in (pending_loss, pending_norm, pending_output, pending_target, pending_size):
-            pending.clear()
-        for i, loss in enumerate(losses):
-            if not math.isfinite(loss):
-                return first + i, f"the loss is {loss}"
-        if max_param_norm is not None:
-            param_norm = values[-1]
-            if not param_norm <= max_param_norm:  # also catches NaN
-                return (
-                    first + k - 1,
-                    f"the parameter norm is {param_norm:.3g} > max_param_norm={max_param_norm:g}",
-                )
-        return None
+def _show_epoch(bar: tqdm, history: History) -> None:
+    postfix = {"loss": f"{history.epoch_train_loss[-1]:.4g}"}
+    if history.epoch_val_loss:
+        postfix["val_loss"] = f"{history.epoch_val_loss[-1]:.4g}"
+    bar.set_postfix(postfix, refresh=False)
 
-    def stop_on_divergence(step: int, reason: str) -> None:
-        for name in ("step_loss", "step_lr", "step_grad_norm", "step_time"):
-            del getattr(history, name)[step + 1 :]
-        history.diverged = True
-        history.diverged_step = step
-        lr = history.step_lr[step]
-        bar.close()
-        if on_divergence == "raise":
-            raise DivergenceError(
-                f"training diverged at step {step} (epoch {step // len(loader)}) with learning rate "
-                f"{lr:.4g}: {reason}. Lower the learning rate, or pass on_divergence='stop' to get "
-                "the history up to this step",
-                step,
-                lr,
-                history,
-            )
 
-    start = time.perf_counter()
-    step = 0
-    for epoch in range(epochs):
-        model.train()
-        epoch_sizes.clear()
-        epoch_correct.clear()
-        epoch_start_step = step
-        for xb, yb in loader:
-            if schedule is not None:
-                lr = float(schedule(step))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            history.step_lr.append(float(optimizer.param_groups[0]["lr"]))
-            history.step_time.append(time.perf_counter() - start)
-
-            output = model(xb)
-            loss = loss_fn(output, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            pending_norm.append(_grad_norm(params, loss))
-            optimizer.step()
-
-            pending_loss.append(loss.detach())
-            pending_size.append(xb.shape[0])
-            if classification:  # counted at the next sync, for all pending steps at once
-                pending_output.append(output.detach())
-                pending_target.append(yb)
-            step += 1
-            bar.update()
-            if len(pending_loss) >= sync_every and (diverged := sync()) is not None:
-                stop_on_divergence(*diverged)
-                return history
-        if (diverged := sync()) is not None:
-            stop_on_divergence(*diverged)
-            return history
-
-        # ---- end of epoch: train and validation metrics
-        if eval_train:
-            loss_t, acc_t = _evaluate_on_device(model, loss_fn, loader.x, loader.y, eval_batch_size)
-            history.epoch_train_loss.append(loss_t.item())
-            if acc_t is not None:
-                history.epoch_train_acc.append(acc_t.item())
-        else:
-            losses = history.step_loss[epoch_start_step:]
-            total = sum(epoch_sizes)
-            history.epoch_train_loss.append(
-                sum(v * n for v, n in zip(losses, epoch_sizes, strict=True)) / total
-            )
-            if classification:
-                history.epoch_train_acc.append(sum(epoch_correct) / total)
-        if val_data is not None:
-            loss_v, acc_v = _evaluate_on_device(model, loss_fn, val_data[0], val_data[1], eval_batch_size)
-            val_loss = loss_v.item()
-            history.epoch_val_loss.append(val_loss)
-            if acc_v is not None:
-                history.epoch_val_acc.append(acc_v.item())
-            if val_loss < best_val:
-                best_val = val_loss
-                history.best_epoch = epoch
-                epochs_without_improvement = 0
-                if early_stopping_patience is not None:
-                    best_state = copy.deepcopy(model.state_dict())
-            else:
-                epochs_without_improvement += 1
-        history.epoch_time.append(time.perf_counter() - start)
-        if callback is not None:
-            record = callback(model, epoch, history)
-            for key, value in (record or {}).items():
-                history.records.setdefault(key, []).append(value)
-        postfix = {"loss": f"{history.epoch_train_loss[-1]:.4g}"}
-        if history.epoch_val_loss:
-            postfix["val_loss"] = f"{history.epoch_val_loss[-1]:.4g}"
-        bar.set_postfix(postfix, refresh=False)
-        if early_stopping_patience is not None and epochs_without_improvement >= early_stopping_patience:
-            history.stopped_early = epoch < epochs - 1
-            break
-
+def _stop(
+    history: History,
+    diverged: _Divergence,
+    on_divergence: str,
+    bar: tqdm,
+    best: _BestWeights,
+    model: nn.Module,
+    steps_per_epoch: int,
+) -> History:
+    """End a diverged run: trim the step lists, restore the best weights, then raise or return."""
+    step = diverged.step
+    for name in ("step_loss", "step_lr", "step_grad_norm", "step_time"):
+        del getattr(history, name)[step + 1 :]
+    history.diverged = True
+    history.diverged_step = step
     bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best.restore(model)  # as at the normal end of an early-stopping run
+    if on_divergence == "raise":
+        lr = history.step_lr[step]
+        raise DivergenceError(
+            f"training diverged at step {step} (epoch {step // steps_per_epoch}) with learning rate "
+            f"{lr:.4g}: {diverged.reason}. Lower the learning rate, or pass on_divergence='stop' to get "
+            "the history up to this step",
+            step,
+            lr,
+            history,
+        )
     return history

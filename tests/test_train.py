@@ -248,6 +248,23 @@ def test_divergence_stop_sets_the_flags():
     assert history.epochs == 64  # epochs before the divergent one
 
 
+def test_divergence_stop_restores_the_best_weights_of_early_stopping():
+    # the validation loss (on the training point) is lowest after epoch 0, w_1 = -2
+    model, args = _exploding_run(max_param_norm=None, early_stopping_patience=80)
+    data = args.pop("data")
+    history = fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=1.5),
+        nn.MSELoss(),
+        data,
+        val_data=data,
+        on_divergence="stop",
+        **args,
+    )
+    assert history.diverged and history.best_epoch == 0 and not history.stopped_early
+    assert model.weight.item() == -2.0
+
+
 def test_divergence_on_the_parameter_norm():
     model, args = _exploding_run(max_param_norm=1000.0, sync_every=1)
     data = args.pop("data")
@@ -373,13 +390,13 @@ def test_device_mismatch_gets_a_clear_error():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epochs": 0}, "epochs must be a positive integer"),
-        ({"batch_size": -1}, "batch_size must be a positive integer"),
-        ({"on_divergence": "ignore"}, "on_divergence must be 'raise' or 'stop'"),
+        ({"epochs": 0}, r"epochs must be an integer >= 1, got 0"),
+        ({"batch_size": -1}, "batch_size must be an integer >= 1, got -1"),
+        ({"on_divergence": "ignore"}, r"on_divergence must be one of \('raise', 'stop'\), got 'ignore'"),
         ({"early_stopping_patience": 2}, "early_stopping_patience needs val_data"),
-        ({"early_stopping_patience": 0}, "early_stopping_patience must be a positive integer"),
-        ({"sync_every": 0}, "sync_every must be a positive integer"),
-        ({"max_param_norm": -1.0}, "max_param_norm must be > 0 or None"),
+        ({"early_stopping_patience": 0}, "early_stopping_patience must be an integer >= 1"),
+        ({"sync_every": 0}, "sync_every must be an integer >= 1"),
+        ({"max_param_norm": -1.0}, "max_param_norm must be a number > 0, got -1.0"),
     ],
 )
 def test_fit_rejects_bad_arguments(kwargs, message):
@@ -428,11 +445,12 @@ def test_progress_bar_off_when_the_environment_disables_tqdm(capsys, monkeypatch
         assert ("step" in capsys.readouterr().err) == expect_bar, value
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_fit_on_cuda_is_deterministic_and_close_to_cpu():
+@pytest.mark.cuda
+def test_fit_on_cuda_is_close_to_cpu():
+    # fit promises identical runs on the CPU only; on CUDA the runs agree to rounding
     data = _classification()
     histories = []
-    for device in ("cuda", "cuda", "cpu"):
+    for device in ("cuda", "cpu"):
         model = _model().to(device)
         histories.append(
             fit(
@@ -445,5 +463,5 @@ def test_fit_on_cuda_is_deterministic_and_close_to_cpu():
                 progress=False,
             )
         )
-    assert histories[0].step_loss == histories[1].step_loss
-    assert histories[0].step_loss == pytest.approx(histories[2].step_loss, rel=1e-4)
+    assert histories[0].step_loss == pytest.approx(histories[1].step_loss, rel=1e-4)
+    assert histories[0].epoch_train_acc == pytest.approx(histories[1].epoch_train_acc, abs=0.02)
