@@ -11,7 +11,7 @@ Synthetic sets, each deterministic for a given ``seed``:
 - :func:`make_scaled_regression`: a linear regression whose features live on very
   different scales (feature normalization).
 - :func:`make_noisy_function`: noisy samples of a 1-D function (polynomial fits, overfitting).
-- :func:`make_moons` and :func:`make_spirals`: 2-D classification surfaces.
+- :func:`make_moons`: a 2-D classification surface.
 - :func:`make_shifted_moons`: a training set, a test set from the same distribution and a
   shifted test set (mismatch).
 
@@ -22,27 +22,21 @@ on the device.
 
 Random numbers are drawn from a seeded CPU ``torch.Generator`` and the result is then
 moved to ``device``, so a data set is the same on every device.
-
-The optional larger data set, Fashion-MNIST (:func:`load_fashion_mnist`), is read from a
-local folder and fetched only when ``download=True`` is passed explicitly.
 """
 
 import functools
-import gzip
-import hashlib
 import math
 import random
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from lib import checks
 
 DeviceLike = torch.device | str | None
 
@@ -81,22 +75,6 @@ class Splits:
         return Splits(self.train.to(device), self.val.to(device), self.test.to(device), self.num_classes)
 
 
-def _generator(seed: int) -> torch.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_non_negative(name: str, value: float) -> None:
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
 def _split(
     x: Tensor, y: Tensor, sizes: tuple[int, int, int], seed: int, device: DeviceLike, num_classes: int | None
 ) -> Splits:
@@ -104,7 +82,7 @@ def _split(
     n_train, n_val, n_test = sizes
     if n_train + n_val + n_test != len(x):
         raise ValueError(f"split sizes {sizes} must add up to the {len(x)} samples")
-    order = torch.randperm(len(x), generator=_generator(seed))
+    order = torch.randperm(len(x), generator=checks.generator(seed))
     x, y = x[order].to(device), y[order].to(device)
     cuts = (n_train, n_train + n_val)
     return Splits(
@@ -192,106 +170,6 @@ def load_mnist1d(*, seed: int = 0, device: DeviceLike = None) -> Splits:
     return Splits(train_val.train, train_val.val, test, 10)
 
 
-FASHION_MNIST_URL = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
-FASHION_MNIST_FILES = {
-    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-}
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as handle:
-        raw = handle.read()
-    dims = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def _fetch(url: str, target: Path, md5: str) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            payload = response.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        raise RuntimeError(
-            f"could not download {url} ({error}); this machine seems to be offline. "
-            f"Copy the Fashion-MNIST files into {target.parent} by hand, or use load_digits() "
-            "or load_mnist1d(), which need no network"
-        ) from error
-    if hashlib.md5(payload, usedforsecurity=False).hexdigest() != md5:
-        raise RuntimeError(f"the file downloaded from {url} does not have the MD5 checksum {md5}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(payload)
-
-
-def load_fashion_mnist(
-    root: str,
-    *,
-    download: bool = False,
-    val_size: int = 10000,
-    seed: int = 0,
-    device: DeviceLike = None,
-) -> Splits:
-    """Fashion-MNIST (28x28 images of clothing, 10 classes), read from ``root``.
-
-    This larger data set is optional: it is for readers with a network (and ideally a
-    GPU). It is read from the four original ``.gz`` files in ``root``; each file's MD5
-    checksum is verified. Nothing is fetched unless ``download=True``.
-
-    Args:
-        root: the folder holding (or to receive) the four ``.gz`` files (a ``str`` or a
-            ``pathlib.Path``).
-        download: fetch the missing files from the Fashion-MNIST repository.
-        val_size: how many of the 60000 training images to hold out for validation,
-            in [1, 59999].
-        seed: the seed of the shuffle that cuts validation from training.
-        device: where the tensors live (default: CPU).
-
-    Returns:
-        The :class:`Splits`: float32 images ``(N, 1, 28, 28)`` in [0, 1], int64 labels,
-        ``num_classes=10``; test is the official 10000-image test set.
-
-    Raises:
-        ValueError: if ``val_size`` is outside [1, 59999].
-        FileNotFoundError: if a file is missing and ``download`` is False.
-        RuntimeError: if a download fails (for instance offline) or a checksum differs.
-
-    References:
-        Xiao, Rasul and Vollgraf, "Fashion-MNIST: a Novel Image Dataset for Benchmarking
-        Machine Learning Algorithms", arXiv:1708.07747, 2017.
-    """
-    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 1 <= val_size <= 59999:
-        raise ValueError(f"val_size must be an integer in [1, 59999], got {val_size!r}")
-    root = Path(root)
-    for name, md5 in FASHION_MNIST_FILES.items():
-        path = root / name
-        if not path.exists():
-            if not download:
-                raise FileNotFoundError(
-                    f"Fashion-MNIST file {path} not found; pass download=True to fetch it "
-                    f"(needs a network), or copy the files from {FASHION_MNIST_URL} into {root}"
-                )
-            _fetch(FASHION_MNIST_URL + name, path, md5)
-        if _md5(path) != md5:
-            raise RuntimeError(f"{path} does not have the MD5 checksum {md5}: delete it and download again")
-    arrays = {name: _read_idx(root / name) for name in FASHION_MNIST_FILES}
-    x = torch.tensor(arrays["train-images-idx3-ubyte.gz"], dtype=torch.float32).div_(255).unsqueeze(1)
-    y = torch.tensor(arrays["train-labels-idx1-ubyte.gz"], dtype=torch.int64)
-    train_val = _split(x, y, (60000 - val_size, val_size, 0), seed, device, 10)
-    x_test = torch.tensor(arrays["t10k-images-idx3-ubyte.gz"], dtype=torch.float32).div_(255).unsqueeze(1)
-    y_test = torch.tensor(arrays["t10k-labels-idx1-ubyte.gz"], dtype=torch.int64)
-    return Splits(train_val.train, train_val.val, TensorData(x_test, y_test).to(device), 10)
-
-
 # ----------------------------------------------------------------------- synthetic data
 
 
@@ -331,11 +209,11 @@ def make_scaled_regression(
         ValueError: if ``n`` is not a positive integer, a scale is not > 0, or ``noise``
             is negative.
     """
-    _check_positive_int("n", n)
+    checks.integer("n", n, 1)
     if len(scales) == 0 or any(not (math.isfinite(s) and s > 0) for s in scales):
         raise ValueError(f"scales must be a non-empty tuple of finite numbers > 0, got {scales!r}")
-    _check_non_negative("noise", noise)
-    gen = _generator(seed)
+    checks.number("noise", noise, 0)
+    gen = checks.generator(seed)
     z = torch.randn(n, len(scales), generator=gen)
     w = torch.randn(len(scales), 1, generator=gen)
     y = z @ w + 1.0 + noise * torch.randn(n, 1, generator=gen)
@@ -388,13 +266,13 @@ def make_noisy_function(
     References:
         Bishop, "Pattern Recognition and Machine Learning", Springer, 2006, section 1.1.
     """
-    _check_positive_int("n", n)
-    _check_non_negative("noise", noise)
+    checks.integer("n", n, 1)
+    checks.number("noise", noise, 0)
     if isinstance(function, str):
         if function not in _FUNCTIONS:
             raise ValueError(f"function must be one of {sorted(_FUNCTIONS)} or a callable, got {function!r}")
         function = _FUNCTIONS[function]
-    gen = _generator(seed)
+    gen = checks.generator(seed)
     x = torch.rand(n, 1, generator=gen).sort(dim=0).values
     y = function(x) + noise * torch.randn(n, 1, generator=gen)
     return TensorData(x, y.to(torch.float32)).to(device)
@@ -420,62 +298,14 @@ def make_moons(n: int, *, noise: float = 0.1, seed: int = 0, device: DeviceLike 
     Raises:
         ValueError: if ``n`` is smaller than 2 or ``noise`` is negative.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    _check_non_negative("noise", noise)
-    gen = _generator(seed)
+    checks.integer("n", n, 2)
+    checks.number("noise", noise, 0)
+    gen = checks.generator(seed)
     y = (torch.arange(n) >= n // 2).long()
     theta = math.pi * torch.rand(n, generator=gen)
     outer = torch.stack([torch.cos(theta), torch.sin(theta)], dim=1)
     inner = torch.stack([1 - torch.cos(theta), 0.5 - torch.sin(theta)], dim=1)
     x = torch.where(y[:, None] == 0, outer, inner) + noise * torch.randn(n, 2, generator=gen)
-    order = torch.randperm(n, generator=gen)
-    return TensorData(x[order], y[order]).to(device)
-
-
-def make_spirals(
-    n: int,
-    *,
-    classes: int = 2,
-    turns: float = 1.5,
-    noise: float = 0.05,
-    seed: int = 0,
-    device: DeviceLike = None,
-) -> TensorData:
-    r"""Interleaved spiral arms, one per class: a hard 2-D classification surface.
-
-    Arm :math:`k` of :math:`K` is :math:`r(\cos\phi, \sin\phi)` with :math:`r \sim
-    \mathcal{U}[0, 1]` and :math:`\phi = 2\pi(\text{turns}\cdot r + k/K)`, plus Gaussian
-    noise of standard deviation ``noise``.
-
-    Args:
-        n: number of samples, at least ``classes`` (split as evenly as possible).
-        classes: number of arms and classes, at least 2.
-        turns: how many turns each arm makes, > 0.
-        noise: the noise standard deviation, at least 0.
-        seed: the seed of the generator.
-        device: where the tensors live (default: CPU).
-
-    Returns:
-        :class:`TensorData` with ``x`` of shape ``(n, 2)`` float32 and ``y`` of shape
-        ``(n,)`` int64 in ``[0, classes)``, in random order.
-
-    Raises:
-        ValueError: if an argument is outside its range.
-    """
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < classes:
-        raise ValueError(f"n must be an integer >= classes ({classes}), got {n!r}")
-    if not (math.isfinite(turns) and turns > 0):
-        raise ValueError(f"turns must be a finite number > 0, got {turns!r}")
-    _check_non_negative("noise", noise)
-    gen = _generator(seed)
-    y = torch.arange(n) * classes // n
-    r = torch.rand(n, generator=gen)
-    phi = 2 * math.pi * (turns * r + y / classes)
-    x = r[:, None] * torch.stack([torch.cos(phi), torch.sin(phi)], dim=1)
-    x = x + noise * torch.randn(n, 2, generator=gen)
     order = torch.randperm(n, generator=gen)
     return TensorData(x[order], y[order]).to(device)
 
@@ -560,7 +390,8 @@ class BatchLoader:
         drop_last: drop the last batch when it is smaller than ``batch_size``.
         seed: the seed of the shuffling generator.
         transform: a function applied to each input batch on the device (augmentation),
-            for example :class:`RandomShiftRotate`.
+            for example :class:`RandomShiftRotate`; if it has a ``reset()`` method (a
+            random transform), the loader calls it once, so the augmentations start afresh.
 
     Raises:
         ValueError: if ``x`` and ``y`` differ in length or device, or ``batch_size`` is
@@ -585,7 +416,7 @@ class BatchLoader:
             )
         if x.device != y.device:
             raise ValueError(f"x and y must be on the same device, got x on {x.device} and y on {y.device}")
-        _check_positive_int("batch_size", batch_size)
+        checks.integer("batch_size", batch_size, 1)
         if x.shape[0] == 0:
             raise ValueError("x and y must hold at least one sample")
         self.x, self.y = x, y
@@ -593,7 +424,9 @@ class BatchLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.transform = transform
-        self.generator = _generator(seed)
+        self.generator = checks.generator(seed)
+        if hasattr(transform, "reset"):  # a random transform starts its stream afresh
+            transform.reset()
 
     def __len__(self) -> int:
         """The number of batches per epoch."""
@@ -625,8 +458,11 @@ class RandomShiftRotate:
     Each image gets its own translation (uniform in ``[-max_shift, max_shift]`` pixels
     along each axis) and rotation (uniform in ``[-max_degrees, max_degrees]``), applied
     with one ``affine_grid``/``grid_sample`` call for the whole batch (bilinear, zeros
-    outside the image). Random numbers come from a generator on the batch's device,
-    seeded with ``seed`` the first time that device is seen.
+    outside the image). Random numbers come from a CPU generator seeded with ``seed`` and
+    are moved to the batch's device, so a seed gives the same augmentation on every
+    device. :meth:`reset` starts the stream afresh; :class:`BatchLoader` calls it, so
+    every ``fit`` with this transform sees the same augmentations, however often the
+    object is reused.
 
     Args:
         max_shift: the largest shift in pixels, at least 0.
@@ -638,12 +474,16 @@ class RandomShiftRotate:
     """
 
     def __init__(self, max_shift: float = 1.0, max_degrees: float = 10.0, *, seed: int = 0) -> None:
-        _check_non_negative("max_shift", max_shift)
-        _check_non_negative("max_degrees", max_degrees)
+        checks.number("max_shift", max_shift, 0)
+        checks.number("max_degrees", max_degrees, 0)
         self.max_shift = max_shift
         self.max_degrees = max_degrees
         self.seed = seed
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self.generator = checks.generator(seed)
+
+    def reset(self) -> None:
+        """Reseed the generator with ``seed``: the next batches get the first augmentations again."""
+        self.generator.manual_seed(self.seed)
 
     def __call__(self, images: Tensor) -> Tensor:
         """Return augmented copies of ``images``, shape ``(B, C, H, W)``.
@@ -653,14 +493,9 @@ class RandomShiftRotate:
         """
         if images.dim() != 4:
             raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
-        device = images.device
-        if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
-        gen = self._generators[device]
         batch, _, height, width = images.shape
-        u = (
-            torch.rand(batch, 3, generator=gen, device=device, dtype=images.dtype) * 2 - 1
-        )  # (B, 3) in [-1, 1]
+        u = torch.rand(batch, 3, generator=self.generator, dtype=images.dtype) * 2 - 1  # (B, 3) in [-1, 1]
+        u = u.to(images.device)
         angle = torch.deg2rad(u[:, 0] * self.max_degrees)
         cos, sin = torch.cos(angle), torch.sin(angle)
         # affine_grid works in normalized coordinates: one pixel is 2 / size

@@ -30,7 +30,6 @@ from lib.schedules import set_lr
 __all__ = [
     "Landscape",
     "Trajectory",
-    "beale",
     "himmelblau",
     "local_and_global",
     "monkey_saddle",
@@ -117,17 +116,9 @@ class Landscape:
         return float(self(torch.tensor(self.minima[0], dtype=torch.float64)))
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
 def _condition_number(value: float) -> float:
     """Check a condition number (finite, at least 1) and return it as a float."""
-    _check_positive("condition_number", value)
-    if value < 1:
-        raise ValueError(f"condition_number must be >= 1, got {value!r}")
-    return float(value)
+    return checks.number("condition_number", value, 1)
 
 
 def quadratic(condition_number: float = 10.0) -> Landscape:
@@ -190,7 +181,7 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Landscape:
         H. H. Rosenbrock, "An automatic method for finding the greatest or least value of
         a function", The Computer Journal, 1960.
     """
-    _check_positive("b", b)
+    checks.number("b", b, 0, low_open=True)
 
     def function(x: Tensor, y: Tensor) -> Tensor:
         # f = (a - x)^2 + b (y - x^2)^2
@@ -204,35 +195,6 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Landscape:
         saddles=(),
         box=(-2.0, 2.0, -1.0, 3.0),
         start=(-1.5, 2.0),
-    )
-
-
-def beale() -> Landscape:
-    r"""Beale's function: flat plateaus and sharp ridges, minimum 0 at :math:`(3, 0.5)`.
-
-    .. math::
-
-        f(x, y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2.
-
-    Returns:
-        The landscape.
-
-    References:
-        E. M. L. Beale, "On an iterative method for finding a local minimum of a function
-        of more than one variable", Princeton University, 1958.
-    """
-
-    def function(x: Tensor, y: Tensor) -> Tensor:
-        return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
-
-    return Landscape(
-        name="Beale",
-        formula=r"(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
-        function=function,
-        minima=((3.0, 0.5),),
-        saddles=(),
-        box=(-4.5, 4.5, -4.5, 4.5),
-        start=(1.0, 1.5),
     )
 
 
@@ -465,7 +427,7 @@ def trajectory(
     r"""Run an optimizer on a landscape and record its path.
 
     Each step :math:`t = 0, \dots, \text{steps} - 1` sets the learning rate from the
-    schedule (``group["lr"] = schedule(t)``) if one is given, computes
+    schedule (``group["lr"] = schedule(t)``, :func:`lib.schedules.set_lr`) if one is given, computes
     :math:`f(p_t)` and its gradient, and calls ``optimizer.step()``:
 
     .. math::
@@ -494,9 +456,8 @@ def trajectory(
         ValueError: if ``steps`` is negative, ``max_value`` not positive, or ``start`` is
             not two finite numbers.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    _check_positive("max_value", max_value)
+    checks.integer("steps", steps, 0)
+    checks.number("max_value", max_value, 0, low_open=True)
     start = landscape.start if start is None else start
     point = torch.as_tensor(start, dtype=dtype, device=device).detach().clone()
     if point.shape != (2,) or not torch.isfinite(point).all():

@@ -14,7 +14,8 @@ quantity of the generalization bound can be computed exactly:
 import torch
 from torch import Tensor
 
-from lib.data import DeviceLike, TensorData, _check_positive_int, _generator
+from lib import checks
+from lib.data import DeviceLike, TensorData
 
 __all__ = ["make_threshold_data", "threshold_errors", "threshold_grid", "threshold_true_error"]
 
@@ -43,12 +44,10 @@ def make_threshold_data(
     Raises:
         ValueError: if ``n``, ``threshold`` or ``label_noise`` is outside its range.
     """
-    _check_positive_int("n", n)
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
-    if not 0.0 <= label_noise < 0.5:
-        raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise!r}")
-    gen = _generator(seed)
+    checks.integer("n", n, 1)
+    checks.number("threshold", threshold, 0, 1)
+    checks.number("label_noise", label_noise, 0, 0.5, high_open=True)
+    gen = checks.generator(seed)
     x = torch.rand(n, generator=gen)
     flip = torch.rand(n, generator=gen) < label_noise
     y = ((x >= threshold) ^ flip).long()
@@ -70,8 +69,7 @@ def threshold_grid(size: int, *, device: DeviceLike = None) -> Tensor:
     Raises:
         ValueError: if ``size`` is smaller than 2.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-        raise ValueError(f"size must be an integer >= 2, got {size!r}")
+    checks.integer("size", size, 2)
     return torch.linspace(0.0, 1.0, size, device=device)
 
 

@@ -11,7 +11,6 @@ from lib import landscapes as L
 ALL = [
     L.quadratic(),
     L.rosenbrock(),
-    L.beale(),
     L.himmelblau(),
     L.saddle(),
     L.monkey_saddle(),
@@ -68,7 +67,7 @@ def test_critical_points_are_what_they_claim(landscape):
 
 
 def test_minimum_values():
-    for f in (L.rosenbrock(), L.beale(), L.himmelblau(), L.quadratic(), L.ravine()):
+    for f in (L.rosenbrock(), L.himmelblau(), L.quadratic(), L.ravine()):
         assert abs(f.global_minimum) < 1e-9, f.name
     for point in L.himmelblau().minima:
         assert L.himmelblau()(torch.tensor(point, dtype=torch.float64)) < 1e-9
@@ -150,11 +149,11 @@ def test_label_and_start():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="condition_number must be >= 1"):
+    with pytest.raises(ValueError, match="condition_number must be a finite number >= 1, got 0.5"):
         L.quadratic(0.5)
-    with pytest.raises(ValueError, match="condition_number must be a positive finite number"):
+    with pytest.raises(ValueError, match="condition_number must be a finite number >= 1, got nan"):
         L.ravine(float("nan"))
-    with pytest.raises(ValueError, match="steps must be a non-negative integer"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 0, got -1"):
         L.trajectory(L.saddle(), torch.optim.SGD, {"lr": 0.1}, steps=-1)
     with pytest.raises(ValueError, match=r"start must be two finite numbers"):
         L.trajectory(L.saddle(), torch.optim.SGD, {"lr": 0.1}, start=(1.0, 2.0, 3.0))

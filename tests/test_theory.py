@@ -22,9 +22,9 @@ def test_threshold_errors_match_brute_force_and_the_exact_risk():
 
 
 def test_threshold_arguments_are_checked():
-    with pytest.raises(ValueError, match=r"label_noise must be in \[0, 0.5\)"):
+    with pytest.raises(ValueError, match=r"label_noise must be a finite number in \[0, 0.5\)"):
         theory.make_threshold_data(10, label_noise=0.5)
-    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold must be a finite number in \[0, 1\]"):
         theory.make_threshold_data(10, threshold=1.5)
     with pytest.raises(ValueError, match="size must be an integer >= 2"):
         theory.threshold_grid(1)
