@@ -16,14 +16,17 @@ any optimizer, and ``SWATS`` is ``Adam`` that switches itself to SGD.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.optimizer import ParamsT
+
+from lib import checks
+
+#: What an optimizer takes as ``params`` (torch's own alias moved between releases).
+ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
 __all__ = [
     "SGD",
@@ -43,37 +46,18 @@ __all__ = [
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_range(
-    name: str, value: float, low: float = 0.0, high: float = math.inf, *, high_open: bool = False
-) -> None:
-    """Raise ``ValueError`` naming ``name`` and its range unless ``low <= value <= high``.
-
-    With ``high_open=True`` the upper end is excluded (``low <= value < high``).
-    """
-    upper_ok = value < high if high_open else value <= high
-    if not (low <= value and upper_ok):
-        if high == math.inf:
-            expected = f"{name} >= {low}"
-        else:
-            expected = f"{low} <= {name} {'<' if high_open else '<='} {high}"
-        raise ValueError(f"Invalid {name} value: {value}; expected {expected}")
-
-
 def _check_betas(betas: tuple[float, float]) -> None:
     """Raise ``ValueError`` unless both betas lie in ``[0, 1)``."""
     for index, beta in enumerate(betas):
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(
-                f"Invalid beta parameter at index {index}: {beta}; expected 0 <= betas[{index}] < 1"
-            )
+        checks.number(f"betas[{index}]", beta, 0, 1, high_open=True)
 
 
 def _check_adam_family(lr: float, eps: float, betas: tuple[float, float], weight_decay: float) -> None:
     """The argument checks that Adam, RAdam and NAdam share."""
-    _check_range("lr", lr)
-    _check_range("eps", eps)
+    checks.number("lr", lr, 0)
+    checks.number("eps", eps, 0)
     _check_betas(betas)
-    _check_range("weight_decay", weight_decay)
+    checks.number("weight_decay", weight_decay, 0)
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -193,14 +177,14 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_range("lr", lr)
-        _check_range("momentum", momentum)
-        _check_range("dampening", dampening, 0.0, 1.0)
-        _check_range("weight_decay", weight_decay)
+        checks.number("lr", lr, 0)
+        checks.number("momentum", momentum, 0)
+        checks.number("dampening", dampening, 0, 1)
+        checks.number("weight_decay", weight_decay, 0)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(
-                f"Invalid nesterov=True with momentum={momentum}, dampening={dampening}; "
-                "expected momentum > 0 and dampening = 0 for Nesterov momentum"
+                f"nesterov=True must have momentum > 0 and dampening = 0, "
+                f"got momentum={momentum}, dampening={dampening}"
             )
         defaults = dict(
             lr=lr,
@@ -291,11 +275,11 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_range("lr", lr)
-        _check_range("lr_decay", lr_decay)
-        _check_range("weight_decay", weight_decay)
-        _check_range("initial_accumulator_value", initial_accumulator_value)
-        _check_range("eps", eps)
+        checks.number("lr", lr, 0)
+        checks.number("lr_decay", lr_decay, 0)
+        checks.number("weight_decay", weight_decay, 0)
+        checks.number("initial_accumulator_value", initial_accumulator_value, 0)
+        checks.number("eps", eps, 0)
         defaults = dict(
             lr=lr,
             lr_decay=lr_decay,
@@ -304,10 +288,7 @@ class Adagrad(Optimizer):
             eps=eps,
             maximize=maximize,
         )
-        super().__init__(params, defaults)
-        for group in self.param_groups:
-            for param in group["params"]:
-                self._init_state(param, group)
+        super().__init__(params, defaults)  # calls add_param_group, which creates the state
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> None:
         """Create ``step`` and ``sum`` for ``param`` (G_0 = initial_accumulator_value)."""
@@ -320,9 +301,8 @@ class Adagrad(Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group and create its state at once (AdaGrad's state is not lazy)."""
         super().add_param_group(param_group)
-        if hasattr(self, "state"):
-            for param in self.param_groups[-1]["params"]:
-                self._init_state(param, self.param_groups[-1])
+        for param in self.param_groups[-1]["params"]:
+            self._init_state(param, self.param_groups[-1])
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:
@@ -402,11 +382,11 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_range("lr", lr)
-        _check_range("alpha", alpha, 0.0, 1.0)
-        _check_range("eps", eps)
-        _check_range("weight_decay", weight_decay)
-        _check_range("momentum", momentum)
+        checks.number("lr", lr, 0)
+        checks.number("alpha", alpha, 0, 1)
+        checks.number("eps", eps, 0)
+        checks.number("weight_decay", weight_decay, 0)
+        checks.number("momentum", momentum, 0)
         defaults = dict(
             lr=lr,
             alpha=alpha,
@@ -504,10 +484,10 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_range("lr", lr)
-        _check_range("rho", rho, 0.0, 1.0)
-        _check_range("eps", eps)
-        _check_range("weight_decay", weight_decay)
+        checks.number("lr", lr, 0)
+        checks.number("rho", rho, 0, 1)
+        checks.number("eps", eps, 0)
+        checks.number("weight_decay", weight_decay, 0)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
@@ -857,7 +837,7 @@ class NAdam(Optimizer):
         maximize: bool = False,
     ) -> None:
         _check_adam_family(lr, eps, betas, weight_decay)
-        _check_range("momentum_decay", momentum_decay)
+        checks.number("momentum_decay", momentum_decay, 0)
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -946,9 +926,8 @@ class Lookahead(Optimizer):
     """
 
     def __init__(self, optimizer: Optimizer, k: int = 5, alpha: float = 0.5) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"Invalid k value: {k}; expected an integer k >= 1")
-        _check_range("alpha", alpha, 0.0, 1.0)
+        checks.integer("k", k, 1)
+        checks.number("alpha", alpha, 0, 1)
         self.optimizer = optimizer
         super().__init__(optimizer.param_groups, dict(k=k, alpha=alpha))
         # one list of groups for both: schedulers and zero_grad reach the inner optimizer
@@ -1039,8 +1018,9 @@ class SWATS(Adam):
     switches on its own. The switch is observable in the group: ``phase`` (``"adam"`` or
     ``"sgd"``), ``switch_step`` (the last Adam step, ``None`` before the switch),
     ``sgd_lr`` (:math:`\Lambda`), ``lambda_avg`` (:math:`\lambda_k`) and ``step`` (steps
-    taken by the group). The gradient :math:`g_k` is the one Adam used (with L2 weight
-    decay folded in); the Adam phase is exactly ``Adam``.
+    taken by the group; a step in which no parameter of the group has a gradient does
+    not count, as in ``Adam``'s per-parameter counters). The gradient :math:`g_k` is the
+    one Adam used (with L2 weight decay folded in); the Adam phase is exactly ``Adam``.
 
     Args:
         params: parameters or parameter groups to optimize.
@@ -1073,7 +1053,7 @@ class SWATS(Adam):
         maximize: bool = False,
         switch_tol: float = 1e-9,
     ) -> None:
-        _check_range("switch_tol", switch_tol)
+        checks.number("switch_tol", switch_tol, 0)
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
         for group in self.param_groups:
             self._init_switch(group, switch_tol)
@@ -1099,7 +1079,6 @@ class SWATS(Adam):
         """Perform one update; return the loss from ``closure`` if one is given."""
         loss = _evaluate(closure)
         for group in self.param_groups:
-            group["step"] += 1
             if group["phase"] == "sgd":
                 self._sgd_update(group)
             else:
@@ -1111,6 +1090,8 @@ class SWATS(Adam):
         params = [p for p in group["params"] if p.grad is not None]
         if not params:
             return
+        # k counts the group's Adam steps, as Adam's own step counters do (none without gradients)
+        group["step"] += 1
         # g_k: the gradient Adam follows; theta_{k-1}: the parameters before the step
         grads = [_gradient(p, group["maximize"], group["weight_decay"]) for p in params]
         before = [p.detach().clone() for p in params]
@@ -1136,6 +1117,8 @@ class SWATS(Adam):
     def _sgd_update(self, group: dict[str, Any]) -> None:
         """One step of SGD with momentum beta1 and the learning rate found at the switch."""
         beta1 = group["betas"][0]
+        if any(p.grad is not None for p in group["params"]):
+            group["step"] += 1
         for param in group["params"]:
             if param.grad is None:
                 continue
