@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from lib import checks
+
 __all__ = [
     "Schedule",
     "constant",
@@ -38,29 +40,6 @@ __all__ = [
 
 Schedule = Callable[[int], float]
 """A learning-rate schedule: the step ``t >= 0`` in, the learning rate out."""
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_number(name: str, value: float, low: float, high: float = math.inf, *, open_low=False) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``low <= value <= high`` (``low < value`` if open)."""
-    low_ok = value > low if open_low else value >= low
-    if not (low_ok and value <= high):
-        left = f"{low} {'<' if open_low else '<='} {name}"
-        expected = left if high == math.inf else f"{left} <= {high}"
-        raise ValueError(f"Invalid {name} value: {value}; expected {expected}")
-
-
-def _check_int(name: str, value: int, low: int) -> None:
-    """Raise ``ValueError`` naming ``name`` unless it is an integer ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"Invalid {name} value: {value}; expected an integer {name} >= {low}")
-
-
-def _check_step(step: int) -> None:
-    """Raise ``ValueError`` unless ``step`` is an integer >= 0."""
-    _check_int("step", step, 0)
 
 
 def _cosine(start: float, end: float, progress: float) -> float:
@@ -89,10 +68,10 @@ def constant(lr: float) -> Schedule:
     Raises:
         ValueError: if ``lr`` is negative.
     """
-    _check_number("lr", lr, 0.0)
+    checks.number("lr", lr, 0.0)
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         return lr
 
     return schedule
@@ -117,12 +96,12 @@ def step_decay(lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
         ValueError: if ``lr`` is negative, ``step_size`` is not an integer >= 1, or
             ``gamma`` lies outside (0, 1].
     """
-    _check_number("lr", lr, 0.0)
-    _check_int("step_size", step_size, 1)
-    _check_number("gamma", gamma, 0.0, 1.0, open_low=True)
+    checks.number("lr", lr, 0.0)
+    checks.integer("step_size", step_size, 1)
+    checks.number("gamma", gamma, 0.0, 1.0, low_open=True)
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         return lr * gamma ** (step // step_size)
 
     return schedule
@@ -145,11 +124,11 @@ def exponential_decay(lr: float, gamma: float) -> Schedule:
     Raises:
         ValueError: if ``lr`` is negative or ``gamma`` lies outside (0, 1].
     """
-    _check_number("lr", lr, 0.0)
-    _check_number("gamma", gamma, 0.0, 1.0, open_low=True)
+    checks.number("lr", lr, 0.0)
+    checks.number("gamma", gamma, 0.0, 1.0, low_open=True)
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         return lr * gamma**step
 
     return schedule
@@ -182,12 +161,12 @@ def cosine_annealing(lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:  
         Loshchilov, Hutter, "SGDR: stochastic gradient descent with warm restarts",
         ICLR 2017.
     """
-    _check_number("lr", lr, 0.0)
-    _check_int("T_max", T_max, 1)
-    _check_number("eta_min", eta_min, 0.0, lr)
+    checks.number("lr", lr, 0.0)
+    checks.integer("T_max", T_max, 1)
+    checks.number("eta_min", eta_min, 0.0, lr)
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         return _cosine(lr, eta_min, step / T_max)
 
     return schedule
@@ -226,13 +205,13 @@ def cosine_annealing_warm_restarts(
         Loshchilov, Hutter, "SGDR: stochastic gradient descent with warm restarts",
         ICLR 2017.
     """
-    _check_number("lr", lr, 0.0)
-    _check_int("T_0", T_0, 1)
-    _check_int("T_mult", T_mult, 1)
-    _check_number("eta_min", eta_min, 0.0, lr)
+    checks.number("lr", lr, 0.0)
+    checks.integer("T_0", T_0, 1)
+    checks.integer("T_mult", T_mult, 1)
+    checks.number("eta_min", eta_min, 0.0, lr)
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         # walk through the finished periods: T_cur steps into a period of length T_i
         t_cur, t_i = step, T_0
         while t_cur >= t_i:
@@ -267,12 +246,12 @@ def linear_warmup(lr: float, warmup_steps: int, start_factor: float = 0.0) -> Sc
     References:
         Goyal et al., "Accurate, large minibatch SGD: training ImageNet in 1 hour", 2017.
     """
-    _check_number("lr", lr, 0.0)
-    _check_int("warmup_steps", warmup_steps, 1)
-    _check_number("start_factor", start_factor, 0.0, 1.0)
+    checks.number("lr", lr, 0.0)
+    checks.integer("warmup_steps", warmup_steps, 1)
+    checks.number("start_factor", start_factor, 0.0, 1.0)
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         return lr * (start_factor + (1 - start_factor) * min(step, warmup_steps) / warmup_steps)
 
     return schedule
@@ -313,14 +292,14 @@ def warmup_cosine(
             a ``total_steps`` that is not an integer > ``warmup_steps``, or ``eta_min``
             or ``start_factor`` out of range.
     """
-    _check_number("lr", lr, 0.0)
-    _check_int("warmup_steps", warmup_steps, 0)
-    _check_int("total_steps", total_steps, warmup_steps + 1)
-    _check_number("eta_min", eta_min, 0.0, lr)
-    _check_number("start_factor", start_factor, 0.0, 1.0)
+    checks.number("lr", lr, 0.0)
+    checks.integer("warmup_steps", warmup_steps, 0)
+    checks.integer("total_steps", total_steps, warmup_steps + 1)
+    checks.number("eta_min", eta_min, 0.0, lr)
+    checks.number("start_factor", start_factor, 0.0, 1.0)
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         if step < warmup_steps:
             # 1. warm-up: linear from s * lr to lr
             return lr * (start_factor + (1 - start_factor) * step / warmup_steps)
@@ -358,11 +337,11 @@ def inverse_sqrt(lr: float, warmup_steps: int) -> Schedule:
     References:
         Vaswani et al., "Attention is all you need", NeurIPS 2017.
     """
-    _check_number("lr", lr, 0.0)
-    _check_int("warmup_steps", warmup_steps, 1)
+    checks.number("lr", lr, 0.0)
+    checks.integer("warmup_steps", warmup_steps, 1)
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         n = step + 1
         return lr * min(n / warmup_steps, math.sqrt(warmup_steps / n))
 
@@ -417,13 +396,12 @@ def one_cycle(
         Smith, Topin, "Super-convergence: very fast training of neural networks using
         large learning rates", 2019.
     """
-    _check_number("max_lr", max_lr, 0.0)
-    _check_int("total_steps", total_steps, 2)
-    _check_number("pct_start", pct_start, 0.0, 1.0, open_low=True)
-    if anneal_strategy not in ("cos", "linear"):
-        raise ValueError(f"Invalid anneal_strategy value: {anneal_strategy!r}; expected 'cos' or 'linear'")
-    _check_number("div_factor", div_factor, 0.0, open_low=True)
-    _check_number("final_div_factor", final_div_factor, 0.0, open_low=True)
+    checks.number("max_lr", max_lr, 0.0)
+    checks.integer("total_steps", total_steps, 2)
+    checks.number("pct_start", pct_start, 0.0, 1.0, low_open=True)
+    checks.one_of("anneal_strategy", anneal_strategy, ("cos", "linear"))
+    checks.number("div_factor", div_factor, 0.0, low_open=True)
+    checks.number("final_div_factor", final_div_factor, 0.0, low_open=True)
 
     initial_lr = max_lr / div_factor
     min_lr = initial_lr / final_div_factor
@@ -442,8 +420,8 @@ def one_cycle(
     ends = [0.0] + [end for end, _, _ in phases]
     if any(later <= earlier for earlier, later in zip(ends, ends[1:], strict=False)):
         raise ValueError(
-            f"Invalid pct_start value: {pct_start} with total_steps={total_steps}; expected every "
-            f"phase to last at least one step (phase ends {ends[1:]})"
+            f"pct_start must make every phase last at least one step with total_steps={total_steps}, "
+            f"got {pct_start} (phase ends {ends[1:]})"
         )
 
     def anneal(start: float, end: float, pct: float) -> float:
@@ -452,9 +430,9 @@ def one_cycle(
         return (end - start) * pct + start
 
     def schedule(step: int) -> float:
-        _check_step(step)
+        checks.integer("step", step, 0)
         if step > total_steps:
-            raise ValueError(f"Invalid step value: {step}; expected step <= total_steps = {total_steps}")
+            raise ValueError(f"step must be an integer in [0, {total_steps}] (total_steps), got {step}")
         start_step = 0.0
         for i, (end_step, start_lr, end_lr) in enumerate(phases):
             if step <= end_step or i == len(phases) - 1:
@@ -517,7 +495,7 @@ def as_lambda_lr(optimizer: Optimizer, schedule: Schedule | Sequence[Schedule]) 
     for i, (group, s) in enumerate(zip(optimizer.param_groups, schedules, strict=True)):
         base = group.get("initial_lr", group["lr"])
         if base == 0:
-            raise ValueError(f"Invalid lr value of param group {i}: 0; expected lr > 0 to scale by a factor")
+            raise ValueError(f"the lr of param group {i} must be > 0 (LambdaLR scales it by a factor), got 0")
         factors.append(lambda t, s=s, base=base: s(t) / base)
     return LambdaLR(optimizer, factors)
 
@@ -529,7 +507,7 @@ def _per_group(optimizer: Optimizer, schedule: Schedule | Sequence[Schedule]) ->
     schedules = list(schedule)
     if len(schedules) != len(optimizer.param_groups):
         raise ValueError(
-            f"Invalid schedule value: {len(schedules)} schedules; expected one per param group "
-            f"({len(optimizer.param_groups)})"
+            f"schedule must be one schedule or one per param group ({len(optimizer.param_groups)}), "
+            f"got {len(schedules)} schedules"
         )
     return schedules
