@@ -15,16 +15,10 @@ The formulas are written so that no intermediate value overflows: :func:`sigmoid
 :math:`\min(x, 0)`, so values and gradients stay finite for any finite input.
 """
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-
-def _check_non_negative(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
+from lib import checks
 
 # --------------------------------------------------------------------------- functions
 
@@ -143,7 +137,7 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     Raises:
         ValueError: if ``negative_slope`` is negative or not finite.
     """
-    _check_non_negative("negative_slope", negative_slope)
+    checks.number("negative_slope", negative_slope, 0)
     return torch.where(x > 0, x, negative_slope * x)
 
 
@@ -160,7 +154,7 @@ def leaky_relu_grad(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     Raises:
         ValueError: if ``negative_slope`` is negative or not finite.
     """
-    _check_non_negative("negative_slope", negative_slope)
+    checks.number("negative_slope", negative_slope, 0)
     return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, negative_slope))
 
 
@@ -185,7 +179,7 @@ def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     Raises:
         ValueError: if ``alpha`` is negative or not finite.
     """
-    _check_non_negative("alpha", alpha)
+    checks.number("alpha", alpha, 0)
     return torch.where(x > 0, x, alpha * torch.expm1(torch.clamp(x, max=0)))
 
 
@@ -202,7 +196,7 @@ def elu_grad(x: Tensor, alpha: float = 1.0) -> Tensor:
     Raises:
         ValueError: if ``alpha`` is negative or not finite.
     """
-    _check_non_negative("alpha", alpha)
+    checks.number("alpha", alpha, 0)
     return torch.where(x > 0, torch.ones_like(x), alpha * torch.exp(torch.clamp(x, max=0)))
 
 
@@ -245,7 +239,7 @@ class LeakyReLU(nn.Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        _check_non_negative("negative_slope", negative_slope)
+        checks.number("negative_slope", negative_slope, 0)
         self.negative_slope = negative_slope
 
     def forward(self, x: Tensor) -> Tensor:
@@ -269,7 +263,7 @@ class ELU(nn.Module):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        _check_non_negative("alpha", alpha)
+        checks.number("alpha", alpha, 0)
         self.alpha = alpha
 
     def forward(self, x: Tensor) -> Tensor:

@@ -14,6 +14,8 @@ import random
 import numpy as np
 import torch
 
+from lib import checks
+
 DEVICE_ENV_VAR = "LIB_DEVICE"
 
 
@@ -65,8 +67,7 @@ def seed(n: int) -> None:
     Raises:
         ValueError: if ``n`` is not an integer in that range.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {n!r}")
+    checks.integer("seed", n, 0, 2**32 - 1)
     random.seed(n)
     np.random.seed(n)
     torch.manual_seed(n)  # also seeds every CUDA device

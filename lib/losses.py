@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lib import checks
+
 __all__ = [
     "cross_entropy",
     "log_softmax",
@@ -47,8 +49,7 @@ def _check_float(name: str, tensor: Tensor) -> None:
 def _check_dim(dim: int, tensor: Tensor) -> None:
     if tensor.dim() == 0:
         raise ValueError("logits must have at least one dimension (the classes), got a scalar")
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -tensor.dim() <= dim < tensor.dim():
-        raise ValueError(f"dim must be an integer in [{-tensor.dim()}, {tensor.dim() - 1}], got {dim!r}")
+    checks.integer("dim", dim, -tensor.dim(), tensor.dim() - 1)
 
 
 def _check_batch(name: str, values: Tensor) -> None:
@@ -217,8 +218,7 @@ def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float32
         ValueError: if ``num_classes`` is not a positive integer, or ``labels`` is not a
             1-D integer tensor with values in ``[0, num_classes)``.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    checks.integer("num_classes", num_classes, 1)
     if not isinstance(labels, Tensor) or labels.dim() != 1:
         shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must be a 1-D tensor of class labels, got {shape}")

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lib import checks
+
 DeviceLike = torch.device | str | None
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -33,11 +35,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "identity": nn.Identity,
 }
-
-
-def _check_positive_int(name: str, value: int, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _activation(activation: str | nn.Module | type[nn.Module]) -> nn.Module:
@@ -160,7 +157,7 @@ def mlp(
         ("depth", depth),
         ("out_features", out_features),
     ):
-        _check_positive_int(name, value)
+        checks.integer(name, value, 1)
     _norm(norm, 1)  # validate the name before building anything
     kwargs = {"device": device, "dtype": dtype}
     layers: list[nn.Module] = [
@@ -203,8 +200,8 @@ class DigitsCNN(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int("channels", channels)
-        _check_positive_int("num_classes", num_classes)
+        checks.integer("channels", channels, 1)
+        checks.integer("num_classes", num_classes, 1)
         kwargs = {"device": device, "dtype": dtype}
 
         def norm(c: int) -> nn.Module:
@@ -356,8 +353,7 @@ class SpatialTransformer(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("hidden", hidden), *((f"in_shape[{i}]", v) for i, v in enumerate(in_shape))):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            checks.integer(name, value, 1)
         kwargs = {"device": device, "dtype": dtype}
         self.localization = nn.Sequential(
             nn.Flatten(),

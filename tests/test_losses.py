@@ -215,7 +215,7 @@ def test_one_hot_matches_torch():
         ),
         (lambda: L.one_hot(torch.tensor([0, 3]), 3), r"labels must hold labels in \[0, 2\], got 3"),
         (lambda: L.one_hot(torch.tensor([[0, 1]]), 3), "labels must be a 1-D tensor"),
-        (lambda: L.one_hot(torch.tensor([0, 1]), 0), "num_classes must be a positive integer"),
+        (lambda: L.one_hot(torch.tensor([0, 1]), 0), "num_classes must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
