@@ -37,6 +37,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import Tensor
 
+from lib import checks
+
 if TYPE_CHECKING:
     from lib.hessian import SpectralDensity
     from lib.landscapes import Landscape, Trajectory
@@ -367,8 +369,7 @@ def loss_curves(
         raise ValueError(f"against must be 'step', 'time' or 'both', got {against!r}")
     if against == "both" and ax is not None:
         raise ValueError("against='both' draws two panels: pass ax=None")
-    if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
-        raise ValueError(f"smooth must be a positive integer (1 for none), got {smooth!r}")
+    checks.integer("smooth", smooth, 1)  # 1: no smoothing
     if len(histories) == 0:
         raise ValueError("histories must hold at least one label -> history")
     curves = {label: _history_arrays(label, history) for label, history in histories.items()}
@@ -439,8 +440,7 @@ def schedules(
     Raises:
         ValueError: if ``steps`` is not a positive integer or ``schedules`` is empty.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    checks.integer("steps", steps, 1)
     if len(schedules) == 0:
         raise ValueError("schedules must hold at least one label -> schedule")
     with _apply_style(style):
@@ -677,8 +677,7 @@ def race(
     runs = _as_runs(trajectories)
     if not runs:
         raise ValueError("trajectories must hold at least one run")
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
-        raise ValueError(f"frames must be an integer >= 2, got {frames!r}")
+    checks.integer("frames", frames, 2)
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
     longest = max(run.path.shape[0] for _, run in runs)

@@ -140,7 +140,7 @@ def test_loss_curves_bad_input(rc_unchanged):
         P.loss_curves({"plain": [1.0, 0.5]}, against="time")
     with pytest.raises(ValueError, match="against must be 'step', 'time' or 'both'"):
         P.loss_curves({"a": [1.0]}, against="epoch")
-    with pytest.raises(ValueError, match="smooth must be a positive integer"):
+    with pytest.raises(ValueError, match="smooth must be an integer >= 1, got "):
         P.loss_curves({"a": [1.0]}, smooth=0)
     with pytest.raises(ValueError, match="step_loss values but"):
         P.loss_curves({"a": History([1.0, 0.5], [0.1])})
@@ -159,7 +159,7 @@ def test_schedules_plot_each_schedule_over_the_steps(rc_unchanged):
     line = ax.get_lines()[1]
     assert len(line.get_xdata()) == 100
     assert line.get_ydata()[0] == pytest.approx(0.1) and line.get_ydata()[50] == pytest.approx(0.05)
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got "):
         P.schedules({"constant": lambda t: 0.1}, steps=0)
 
 
