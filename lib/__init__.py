@@ -2,7 +2,9 @@
 
 Importing ``lib`` runs nothing: no seeding, no device probing, no plotting style.
 Submodules load on first use (``lib.optim``, ``lib.hessian``, ...), so
-``import lib`` stays cheap and a notebook can write ``lib.optim.SGD`` directly.
+``import lib`` stays cheap and a notebook can write ``lib.optim.SGD`` directly;
+``dir(lib)`` (tab completion) lists them all, and type checkers see them through
+``TYPE_CHECKING`` imports.
 
 The two calls every notebook makes in its setup cell::
 
@@ -13,14 +15,35 @@ The two calls every notebook makes in its setup cell::
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from lib.device import get_device, seed
 from lib.notebook import glue
+
+if TYPE_CHECKING:  # type checkers and IDEs see the submodules; at run time they load on first use
+    from lib import (  # noqa: F401
+        activations,
+        checks,
+        data,
+        device,
+        hessian,
+        landscapes,
+        losses,
+        models,
+        normalization,
+        notebook,
+        optim,
+        plot,
+        schedules,
+        theory,
+        train,
+    )
 
 __version__ = "0.1.0"
 
 SUBMODULES = (
     "activations",
+    "checks",
     "data",
     "device",
     "hessian",
@@ -44,3 +67,8 @@ def __getattr__(name: str) -> ModuleType:
     if name in SUBMODULES:
         return importlib.import_module(f"lib.{name}")
     raise AttributeError(f"module 'lib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """Everything ``lib.<TAB>`` should offer, the submodules included (loaded or not)."""
+    return sorted(set(globals()) | set(__all__))
