@@ -43,7 +43,6 @@ __version__ = "0.1.0"
 
 SUBMODULES = (
     "activations",
-    "checks",
     "data",
     "device",
     "hessian",
