@@ -58,3 +58,16 @@ def test_lib_lists_its_submodules():
     listed = dir(lib)
     assert all(name in listed for name in lib.SUBMODULES)
     assert lib.plot.__name__ == "lib.plot"
+
+
+def test_lib_uses_only_public_torch_apis_present_at_the_declared_floor():
+    # pyproject.toml declares torch>=2.1: private helpers (torch._foreach_norm, ...) and
+    # later additions (torch.nn.utils.get_total_norm, torch 2.6) are kept out of lib
+    import re
+    from pathlib import Path
+
+    later = ("get_total_norm", "torch.optim.optimizer import ParamsT", "fork_rng(")
+    for path in sorted((Path(lib.__file__).parent).glob("*.py")):
+        source = path.read_text()
+        assert not re.search(r"\btorch\._(?!C\b)[a-z]", source), path.name
+        assert not any(name in source for name in later), path.name
