@@ -1,18 +1,25 @@
-"""The built site in a real browser: math typeset, assets found, Colab links and API page right.
+"""The built site in a real browser, as readers see it on a desktop and on a phone.
 
 Builds the book the way the README and CI do (`jupyter-book build . -W -n --keep-going`,
-into a temporary folder), serves it on 127.0.0.1, and opens every page in headless Chromium
-(Debian's package). Skipped with a reason when Chromium is not installed; CI installs it.
+into a temporary folder), serves it on 127.0.0.1 and opens every page in headless Chromium
+(Debian's package), driven through the DevTools protocol over a pipe (no driver, no extra
+package). Every other host is unreachable for the browser, and every request a page
+attempts is recorded. Each page is opened at 1400 px (a desktop) and at 390 px (a phone).
+Skipped with a reason when Chromium is not installed; CI installs it.
 """
 
 import functools
 import importlib
+import json
+import os
 import re
 import shutil
 import subprocess
 import threading
+from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -23,13 +30,238 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--virtual-time-budget=15000", "--dump-dom",
+    "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
+    # every host but the test's own server is unreachable: a page that needs the network fails
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]  # fmt: skip
+DESKTOP, PHONE = 1400, 390
+LOAD_SECONDS = 300  # generous: the machine may be busy
 BROWSER_PROBES = {"/favicon.ico"}  # asked for by the browser itself, not by any page
+LOCAL_SCHEMES = {"data", "blob", "about"}
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"),
+]
+
+
+class Browser:
+    """Headless Chromium driven through the DevTools protocol over a pipe.
+
+    Chromium reads commands from file descriptor 3 and writes replies and events to 4, each
+    message a JSON object ended by a NUL byte (``--remote-debugging-pipe``).
+    """
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        to_browser_read, self._write = os.pipe()
+        self._read, from_browser_write = os.pipe()
+
+        def wire() -> None:  # in the child, before exec: the pipes become fds 3 and 4
+            read, write = os.dup(to_browser_read), os.dup(from_browser_write)
+            os.dup2(read, 3)
+            os.dup2(write, 4)
+
+        self.process = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire,
+            close_fds=False,
+        )
+        os.close(to_browser_read)
+        os.close(from_browser_write)
+        self._next_id = 0
+        self._replies: dict[int, dict] = {}
+        self.events: list[dict] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._receive, daemon=True).start()
+
+    def _receive(self) -> None:
+        pending = b""
+        while chunk := os.read(self._read, 1 << 16):
+            pending += chunk
+            *messages, pending = pending.split(b"\0")
+            with self._changed:
+                for raw in messages:
+                    message = json.loads(raw)
+                    if "id" in message:
+                        self._replies[message["id"]] = message
+                    else:
+                        self.events.append(message)
+                self._changed.notify_all()
+
+    def send(self, method: str, session: str | None = None, timeout: float = 60, **params) -> dict:
+        self._next_id += 1
+        ident = self._next_id
+        message = {"id": ident, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        with self._changed:
+            if not self._changed.wait_for(lambda: ident in self._replies, timeout):
+                raise TimeoutError(f"Chromium did not answer {method} within {timeout} s")
+            reply = self._replies.pop(ident)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    def wait_for_event(self, method: str, session: str, since: int, timeout: float = 60) -> dict:
+        def found():
+            return next(
+                (e for e in self.events[since:] if e["method"] == method and e.get("sessionId") == session),
+                None,
+            )
+
+        with self._changed:
+            if not self._changed.wait_for(found, timeout):
+                raise TimeoutError(f"no {method} within {timeout} s")
+            return found()
+
+    def new_page(self) -> str:
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Network", "Runtime"):
+            self.send(f"{domain}.enable", session=session)
+        return session
+
+    def open(self, session: str, url: str, width: int) -> list[str]:
+        """Load ``url`` at ``width`` CSS pixels, wait for math and images; return the URLs it requested."""
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            session=session, width=width, height=900, deviceScaleFactor=1, mobile=width < 600,
+        )  # fmt: skip
+        since = len(self.events)
+        self.send("Page.navigate", session=session, url=url)
+        self.wait_for_event("Page.loadEventFired", session, since, timeout=LOAD_SECONDS)
+        self.evaluate(session, SETTLED)
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events[since:]
+            if e["method"] == "Network.requestWillBeSent" and e.get("sessionId") == session
+        ]
+
+    def evaluate(self, session: str, expression: str):
+        result = self.send(
+            "Runtime.evaluate", session=session, expression=expression, returnByValue=True, awaitPromise=True
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"script failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=10)
+            self.process.wait(timeout=30)
+        except (TimeoutError, RuntimeError, OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+
+
+# Resolves once MathJax has typeset the page and every image has loaded (or failed).
+SETTLED = """
+(async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  await Promise.all([...document.images].map(i => i.complete ? null :
+    new Promise(r => { i.addEventListener("load", r); i.addEventListener("error", r); })));
+  await new Promise(r => setTimeout(r, 50));
+  return true;
+})()
+"""
+
+# Search fields and buttons the reader can see (the search dialog's own field opens from them).
+SEARCH_BOXES = """() => [...document.querySelectorAll(".search-button__button, form.bd-search input")]
+  .filter(e => e.checkVisibility()).length"""
+
+# What a reader at 1400 px sees; returned as plain data.
+DESKTOP_PROBE = r"""
+(() => {
+  const searchBoxes = SEARCH_BOXES;
+  // raw TeX in text: a $...$ pair, $$, \( or \[, outside code (cell outputs count: they are read)
+  const raw = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!el || el.closest("script, style, textarea, code, kbd, mjx-container, svg, .cell_input")) continue;
+    if (el.closest(".highlight") && !el.closest(".cell_output")) continue;  // a code listing
+    const text = node.textContent;
+    if (/\$[^$\n]+\$|\$\$|\\\(|\\\[/.test(text)) raw.push(text.trim().slice(0, 100));
+  }
+  // raster figures: at least 1.5 stored pixels per displayed pixel (SVG is sharp at any size)
+  const article = document.querySelector("article") || document.body;
+  const blurry = [];
+  for (const img of article.querySelectorAll("img")) {
+    if (!img.checkVisibility() || img.clientWidth === 0) continue;
+    const src = img.currentSrc || img.src;
+    if (/\.svg(\?|$)|^data:image\/svg/.test(src)) continue;
+    if (img.naturalWidth < 1.5 * img.clientWidth)
+      blurry.push({src: src.slice(-60), natural: img.naturalWidth, shown: img.clientWidth});
+  }
+  // solutions: the cells after a "Solution" dropdown, up to the next element that is not a cell
+  const shown = [];
+  let solutions = 0;
+  for (const box of document.querySelectorAll(".admonition.dropdown, details.dropdown")) {
+    const title = box.querySelector(".admonition-title, summary");
+    if (!title || !/^\s*Solution/i.test(title.textContent)) continue;
+    solutions += 1;
+    const name = title.textContent.trim();
+    for (let el = box.nextElementSibling; el && el.matches(".cell"); el = el.nextElementSibling) {
+      for (const part of el.querySelectorAll(".cell_input, .cell_output")) {
+        if (part.checkVisibility()) shown.push(name + ": " + part.textContent.trim().slice(0, 60));
+      }
+    }
+  }
+  const h1 = document.querySelector("article h1");
+  return {raw, blurry, shown, solutions, title: document.title, searchBoxes: searchBoxes(),
+          font: getComputedStyle(document.body).fontFamily,
+          h1: h1 ? h1.textContent.replace(/[#¶]\s*$/, "").trim() : "",
+          dom: document.documentElement.outerHTML};
+})()
+""".replace("SEARCH_BOXES", SEARCH_BOXES)
+
+# At 390 px: does the page pan sideways? (Blocks that scroll inside themselves are fine.)
+PHONE_PROBE = r"""
+(() => {
+  const searchBoxes = SEARCH_BOXES;
+  const width = document.documentElement.clientWidth;
+  const clipped = el => {
+    for (let e = el.parentElement; e; e = e.parentElement) {
+      if (["auto", "scroll", "hidden"].includes(getComputedStyle(e).overflowX)) return true;
+    }
+    return false;
+  };
+  const wide = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const box = el.getBoundingClientRect();
+    if (box.width > 0 && box.right > width + 1 && !clipped(el) && el.checkVisibility())
+      wide.push(`${el.tagName.toLowerCase()}.${String(el.className).split(" ")[0]} right=${box.right}`);
+    if (wide.length >= 5) break;
+  }
+  const scrollWidth = document.documentElement.scrollWidth;
+  return {scrollWidth, width, wide, searchBoxes: searchBoxes()};
+})()
+""".replace("SEARCH_BOXES", SEARCH_BOXES)
+
+
+# The search page's result snippets, once they have been built (Sphinx fetches each result).
+SNIPPETS = r"""
+(async () => {
+  const snippets = () => [...document.querySelectorAll("#search-results li p.context")];
+  for (let i = 0; i < 300 && snippets().length < 3; i++) { await new Promise(r => setTimeout(r, 100)); }
+  await new Promise(r => setTimeout(r, 500));
+  return snippets().map(p => p.textContent);
+})()
+"""
+SEARCHED = ("Hessian", "seed")  # words on pages with math, and in every hidden setup cell
+
+
+@dataclass
+class Page:
+    dom: str = ""
+    requested: list = field(default_factory=list)
+    desktop: dict = field(default_factory=dict)
+    phone: dict = field(default_factory=dict)
+    snippets: list = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +284,43 @@ class RecordingHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browsed(site, tmp_path_factory):
-    """Every page as the browser's DOM after scripts ran, and every request the pages made."""
-    requests = []
+    """Every page opened at 1400 px and at 390 px: what it showed and every request it made."""
+    served = []
     handler = functools.partial(
-        type("Handler", (RecordingHandler,), {"requests": requests}), directory=str(site)
+        type("Handler", (RecordingHandler,), {"requests": served}), directory=str(site)
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    pages = sorted(p for p in site.rglob("*.html") if not {"_static", "_sources"} & set(p.parts))
-    doms = {}
+    names = sorted(
+        p.relative_to(site).as_posix()
+        for p in site.rglob("*.html")
+        if not {"_static", "_sources"} & set(p.relative_to(site).parts)
+        and 'http-equiv="Refresh"' not in p.read_text()  # index.html: a redirect to the first page
+    )
+    pages = {}
+    browser = Browser(CHROMIUM, tmp_path_factory.mktemp("chromium-profile"))
     try:
-        for page in pages:
-            url = f"http://127.0.0.1:{server.server_port}/{page.relative_to(site)}"
-            run = subprocess.run(
-                [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert run.returncode == 0, run.stderr[-2000:]
-            doms[page.relative_to(site).as_posix()] = run.stdout
+        session = browser.new_page()
+        for name in names:
+            url = f"http://127.0.0.1:{server.server_port}/{name}"
+            page = Page()
+            page.requested = browser.open(session, url, DESKTOP)
+            page.desktop = browser.evaluate(session, DESKTOP_PROBE)
+            page.dom = page.desktop.pop("dom")
+            page.requested += browser.open(session, url, PHONE)
+            page.phone = browser.evaluate(session, PHONE_PROBE)
+            pages[name] = page
+        for word in SEARCHED:
+            browser.open(session, f"http://127.0.0.1:{server.server_port}/search.html?q={word}", DESKTOP)
+            pages["search.html"].snippets += browser.evaluate(session, SNIPPETS)
     finally:
+        browser.close()
         server.shutdown()
-    return doms, requests
+    return pages, served
+
+
+def notebook_pages(pages):
+    return [name for name in pages if (ROOT / name).with_suffix(".ipynb").exists()]
 
 
 def visible_text(dom: str) -> str:
@@ -84,51 +329,158 @@ def visible_text(dom: str) -> str:
 
 
 def test_every_page_was_opened(site, browsed):
-    doms, _ = browsed
-    assert "intro.html" in doms and any(name.startswith("chapters/") for name in doms)
-    assert all("</html>" in dom for dom in doms.values())
+    pages, _ = browsed
+    assert "intro.html" in pages and any(name.startswith("chapters/") for name in pages)
+    assert all("</html>" in page.dom for page in pages.values())
+
+
+def test_no_request_leaves_the_machine(browsed):
+    """Every asset (math renderer, fonts, icons, animations) comes from the site itself."""
+    pages, _ = browsed
+    for name, page in pages.items():
+        remote = sorted(
+            {
+                url
+                for url in page.requested
+                if urlsplit(url).scheme not in LOCAL_SCHEMES and urlsplit(url).hostname != "127.0.0.1"
+            }
+        )
+        assert remote == [], f"{name} asks other hosts for: {remote[:5]}"
+    assert any(page.requested for page in pages.values()), "no request recorded: the check proves nothing"
 
 
 def test_mathjax_typeset_every_formula(site, browsed):
-    doms, _ = browsed
-    pages_with_math = [name for name in doms if 'class="math notranslate' in (site / name).read_text()]
-    assert pages_with_math, "no page has math: the check below would prove nothing"
-    for name in pages_with_math:
-        text = visible_text(doms[name])
-        assert "<mjx-container" in doms[name], f"{name}: MathJax did not typeset"
-        raw = re.findall(r"\$\$|\\\[|\\\(", text)
-        assert raw == [], f"{name}: raw math left on the page: {raw[:5]}"
+    pages, _ = browsed
+    with_math = [name for name in pages if 'class="math notranslate' in (site / name).read_text()]
+    assert with_math, "no page has math: the check below would prove nothing"
+    for name in with_math:
+        assert "<mjx-container" in pages[name].dom, f"{name}: MathJax did not typeset"
+
+
+def test_no_raw_tex_in_the_text_of_any_page(browsed):
+    """No `$...$`, `$$`, `\\(` or `\\[` left in a text node outside code, cell outputs included."""
+    pages, _ = browsed
+    raw = {name: page.desktop["raw"][:3] for name, page in pages.items() if page.desktop["raw"]}
+    assert raw == {}, f"raw TeX on the page: {raw}"
+
+
+def test_no_page_pans_sideways_on_a_phone(browsed):
+    pages, _ = browsed
+    wide = {
+        name: (page.phone["scrollWidth"], page.phone["wide"])
+        for name, page in pages.items()
+        if page.phone["scrollWidth"] > page.phone["width"] + 1
+    }
+    assert wide == {}, f"pages wider than a {PHONE} px phone (scroll width, widest elements): {wide}"
+
+
+def test_figures_are_sharp_on_high_density_screens(browsed):
+    """Each raster figure stores at least 1.5 pixels per pixel it is shown at (1400 px window)."""
+    pages, _ = browsed
+    blurry = {name: page.desktop["blurry"][:3] for name, page in pages.items() if page.desktop["blurry"]}
+    assert blurry == {}, f"figures stored at too low a resolution: {blurry}"
+    assert any("<img" in page.dom for name, page in pages.items() if name.startswith("chapters/"))
+
+
+def test_solutions_stay_hidden_until_opened(browsed):
+    pages, _ = browsed
+    assert sum(page.desktop["solutions"] for page in pages.values()) > 0, "no solution found to check"
+    shown = {name: page.desktop["shown"][:3] for name, page in pages.items() if page.desktop["shown"]}
+    assert shown == {}, f"solution code or output visible before its toggle is opened: {shown}"
 
 
 def test_every_local_asset_loads(site, browsed):
-    doms, requests = browsed
-    failed = sorted({(path, code) for path, code in requests if code >= 400 and path not in BROWSER_PROBES})
+    pages, served = browsed
+    failed = sorted({(path, code) for path, code in served if code >= 400 and path not in BROWSER_PROBES})
     assert failed == [], f"requests that failed: {failed}"
-    loaded = {path for path, code in requests if code == 200}
-    for name in doms:
+    loaded = {path for path, code in served if code == 200}
+    for name in pages:
         page_dir = Path("/" + name).parent
         for src in re.findall(r'<img[^>]+src="([^":]+)"', (site / name).read_text()):
             path = (page_dir / src).resolve().as_posix()
             assert path in loaded, f"{name}: image {src} was never loaded"
 
 
+def test_front_matter(site, browsed):
+    """Tab title starts with the page, one search box, logo and favicon, a real author line."""
+    pages, _ = browsed
+    for name, page in pages.items():
+        if not page.desktop["h1"] or name in ("search.html", "genindex.html", "py-modindex.html"):
+            continue
+        title = page.desktop["title"]
+        assert title.startswith(page.desktop["h1"][:30]), f"{name}: tab title {title!r}"
+        assert title.count("How deep networks are trained") <= 1, f"{name}: tab title {title!r}"
+        boxes = (page.desktop["searchBoxes"], page.phone["searchBoxes"])
+        assert boxes == (1, 1), f"{name}: search boxes in view at {DESKTOP} px and {PHONE} px: {boxes}"
+    intro = pages["intro.html"].dom
+    assert re.search(r'<link[^>]+rel="icon"[^>]+href="[^"]*favicon', intro), "no favicon"
+    logos = [tag for tag in re.findall(r"<img[^>]+>", intro) if "logo__image" in tag and "logo" in tag]
+    assert logos, "no logo"
+    author = re.search(r'class="component-author">\s*By ([^<]+)', intro)
+    assert author and "authors of the book" not in author.group(1), "the author line is a placeholder"
+
+
+def test_chinese_terms_have_a_font(browsed):
+    """The glossary's Chinese terms: the body's font list names fonts with CJK glyphs before the generic."""
+    pages, _ = browsed
+    fonts = [f.strip().strip('"') for f in pages["glossary.html"].desktop["font"].split(",")]
+    cjk = [i for i, f in enumerate(fonts) if "CJK" in f or f in ("PingFang SC", "Microsoft YaHei")]
+    assert cjk and cjk[0] < fonts.index("sans-serif"), f"no CJK font before the generic family: {fonts}"
+
+
+def test_issue_button_carries_a_template(browsed):
+    pages, _ = browsed
+    dom = pages["chapters/" + next(n.split("/")[1] for n in pages if n.startswith("chapters/"))].dom
+    urls = [u.replace("&amp;", "&") for u in re.findall(r'href="([^"]*/issues/new\?[^"]*)"', dom)]
+    assert urls, "no issue button"
+    query = parse_qs(urlsplit(urls[0]).query)
+    body = query["body"][0]
+    assert "chapters/" in query["title"][0]
+    for asked in ("Page", "Where on the page", "What I expected", "What happened instead"):
+        assert asked in body, f"the issue template does not ask for {asked!r}"
+
+
+# Cited works with neither a DOI nor a stable URL of their own.
+OFFLINE_WORKS = {"Nesterov, 1983"}
+
+
+def test_bibliography_labels_are_author_year_with_links(browsed):
+    """Labels read as the text cites ('Kingma and Ba, 2015'); each work links to its DOI or URL."""
+    pages, _ = browsed
+    dom = pages["bibliography.html"].dom
+    entries = re.findall(r'(?s)<div class="citation" id="[^"]+" role="doc-biblioentry">(.*?)</div>', dom)
+    assert len(entries) > 10, "the bibliography lists too few works"
+    for entry in entries:
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", entry)).strip()
+        label = re.match(r"\[([^\]]+)\]", text)
+        assert label and re.fullmatch(r"\D+, (\d{4}[a-z]?|n\.d\.)", label.group(1)), f"label of: {text[:80]}"
+        assert "and others" not in text, f"an author list cut short: {text[:80]}"
+        if label.group(1) not in OFFLINE_WORKS:
+            assert "href=" in entry.split("<p>", 1)[1], f"no DOI or URL: {text[:80]}"
+
+
 def test_every_notebook_page_links_to_colab(site, browsed):
-    doms, _ = browsed
+    pages, _ = browsed
     url, branch = repository()
     org_repo = url.removeprefix("https://github.com/")
     pattern = re.compile(
         rf'href="https://colab\.research\.google\.com/github/{re.escape(org_repo)}/blob/{branch}/([^"]+\.ipynb)"'
     )
-    notebooks = [name for name in doms if (ROOT / name).with_suffix(".ipynb").exists()]
+    notebooks = notebook_pages(pages)
     assert any(name.startswith("chapters/") for name in notebooks)
     for name in notebooks:
-        links = set(pattern.findall(doms[name]))
+        links = set(pattern.findall(pages[name].dom))
         assert links == {name.replace(".html", ".ipynb")}, f"{name}: Colab links {links}"
         assert all((ROOT / link).exists() for link in links)
+    for name in set(pages) - set(notebooks):
+        assert "colab.research.google.com" not in pages[name].dom, (
+            f"{name}: a Colab button on a page with no notebook"
+        )
 
 
-def public_api() -> list[str]:
-    names = []
+def public_api() -> dict[str, list[str]]:
+    """Public names of each lib module, by module."""
+    names = {}
     for module_name in lib.SUBMODULES:
         if not any((ROOT / "lib" / f).exists() for f in (f"{module_name}.py", f"{module_name}/__init__.py")):
             continue
@@ -141,14 +493,34 @@ def public_api() -> list[str]:
         public = getattr(module, "__all__", None) or [
             name for name in defined_here if not name.startswith("_")
         ]
-        names += [f"lib.{module_name}.{name}" for name in public]
+        names[module_name] = [f"lib.{module_name}.{name}" for name in public]
     return names
 
 
-def test_api_page_lists_every_public_function(site, browsed):
-    doms, _ = browsed
-    api = doms["api.html"]
+def test_api_reference_has_a_page_per_module_listing_every_public_function(site, browsed):
+    pages, _ = browsed
     names = public_api()
-    assert "lib.device.get_device" in names
-    missing = [name for name in names if f'id="{name}"' not in api]
-    assert missing == [], f"the API reference lacks: {missing}"
+    assert "lib.device.get_device" in names["device"]
+    for module_name, public in names.items():
+        page = f"api/{module_name}.html"
+        assert page in pages, f"no API page for lib.{module_name}"
+        missing = [name for name in public if f'id="{name}"' not in pages[page].dom]
+        assert missing == [], f"{page} lacks: {missing}"
+    assert len(pages["api.html"].dom) < 0.2 * max(len(pages[f"api/{m}.html"].dom) for m in names) + 200_000
+
+
+def test_search_snippets_leave_out_math_and_hidden_code(browsed):
+    """Result snippets show the prose: no TeX source, no code of the hidden setup cell."""
+    pages, _ = browsed
+    snippets = pages["search.html"].snippets
+    assert len(snippets) >= 3, f"the search found too little to check: {snippets}"
+    for snippet in snippets:
+        assert not re.search(r"\\\(|\\\[|\$", snippet), f"raw TeX in a search snippet: {snippet[:120]}"
+        assert "google.colab" not in snippet and "lib.seed(0)" not in snippet, f"hidden code: {snippet[:120]}"
+
+
+def test_pages_open_quickly(browsed):
+    """A sanity bound: no page's HTML is so large that a phone stalls on it (animations included)."""
+    pages, _ = browsed
+    large = {name: len(page.dom) // 1024 for name, page in pages.items() if len(page.dom) > 8 * 2**20}
+    assert large == {}, f"pages over 8 MB of HTML (kB): {large}"
