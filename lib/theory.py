@@ -38,7 +38,7 @@ def make_threshold_data(
         device: where the tensors live (default: CPU).
 
     Returns:
-        :class:`TensorData` with ``x`` of shape ``(n,)`` float32 and ``y`` of shape
+        :class:`~lib.data.TensorData` with ``x`` of shape ``(n,)`` float32 and ``y`` of shape
         ``(n,)`` int64 in {0, 1}.
 
     Raises:
