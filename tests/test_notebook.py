@@ -1,5 +1,6 @@
 """lib.glue: the record MyST-NB's {glue:text} role reads, holding the formatted value."""
 
+import IPython.display
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -14,13 +15,16 @@ def test_glue_returns_the_formatted_text_outside_ipython():
 
 
 def test_glue_writes_the_record_myst_nb_reads(monkeypatch):
+    # a notebook kernel, imitated without starting an IPython shell (which would change
+    # global state such as matplotlib's interactive mode for the tests that follow)
     shown = []
-    shell = InteractiveShell.instance()
+    monkeypatch.setattr(InteractiveShell, "initialized", classmethod(lambda cls: True))
     monkeypatch.setattr(
-        shell.display_pub, "publish", lambda data, metadata=None, **kw: shown.append((data, metadata))
+        IPython.display, "display", lambda data, raw, metadata: shown.append((data, raw, metadata))
     )
     assert lib.glue("final_loss", 0.123456, ".3f") == "0.123"
-    ((data, metadata),) = shown
+    ((data, raw, metadata),) = shown
+    assert raw is True
     assert data == {f"{GLUE_MIME_PREFIX}text/plain": "'0.123'"}
     assert metadata == {"scrapbook": {"name": "final_loss", "mime_prefix": GLUE_MIME_PREFIX}}
 
