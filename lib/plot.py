@@ -638,7 +638,6 @@ def race(
     figsize: tuple[float, float] = (8.0, 5.5),
     title: str | None = None,
     style: Mapping[str, Any] | None = None,
-    **ignored: Any,
 ) -> AnimationHTML:
     """An animation of optimizers racing on a landscape, as self-contained HTML.
 
@@ -660,20 +659,14 @@ def race(
             relative to the page; it is shown at the width of the text column).
         title: the title; defaults to the landscape's name.
         style: rcParams overriding the book's style.
-        **ignored: ``dpi``, ``frame_format`` and ``max_megabytes``, which set the raster
-            frames of earlier versions, are accepted and have no effect.
 
     Returns:
         An :class:`AnimationHTML`: it renders as the animation when it is the last
         expression of a notebook cell, and its ``html`` can be written to a file as it is.
 
     Raises:
-        ValueError: if ``frames < 2``, ``fps`` is not positive, there are no trajectories,
-            or an unknown keyword argument is given.
+        ValueError: if ``frames < 2``, ``fps`` is not positive or there are no trajectories.
     """
-    unknown = set(ignored) - {"dpi", "frame_format", "max_megabytes"}
-    if unknown:
-        raise ValueError(f"race() got unknown arguments {sorted(unknown)}")
     runs = _as_runs(trajectories)
     if not runs:
         raise ValueError("trajectories must hold at least one run")

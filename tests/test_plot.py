@@ -264,11 +264,11 @@ def test_race_handles_runs_of_different_lengths(rc_unchanged):
     stable = L.trajectory(bowl, torch.optim.SGD, {"lr": 0.1}, steps=40, label="stable")
     diverging = L.trajectory(bowl, torch.optim.SGD, {"lr": 0.3}, steps=40, label="too large", max_value=10.0)
     assert diverging.diverged and diverging.steps < stable.steps
-    animation = P.race(bowl, [stable, diverging], frames=4, dpi=30, frame_format="jpeg")  # old arguments
+    animation = P.race(bowl, [stable, diverging], frames=4)
     assert animation.frames == 4
     with pytest.raises(ValueError, match="frames must be an integer >= 2"):
         P.race(bowl, [stable], frames=1)
     with pytest.raises(ValueError, match="at least one run"):
         P.race(bowl, [])
-    with pytest.raises(ValueError, match="unknown arguments"):
+    with pytest.raises(TypeError, match="colour"):
         P.race(bowl, [stable], colour="red")
