@@ -192,6 +192,7 @@ DESKTOP_PROBE = r"""
   const blurry = [];
   for (const img of article.querySelectorAll("img")) {
     if (!img.checkVisibility() || img.clientWidth === 0) continue;
+    if (img.classList.contains("toggler")) continue;  // Sphinx's index expander icon, not a figure
     const src = img.currentSrc || img.src;
     if (/\.svg(\?|$)|^data:image\/svg/.test(src)) continue;
     if (img.naturalWidth < 1.5 * img.clientWidth)
