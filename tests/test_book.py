@@ -48,7 +48,7 @@ def test_there_is_at_least_one_chapter():
 def test_notebook_starts_with_a_title(path):
     first = read(path).cells[0]
     assert first.cell_type == "markdown", f"{path.name}: the first cell must be the title"
-    numbered = r"# \d+\. \S" if path in CHAPTERS else r"# \S"
+    numbered = r"# \d+[a-z]?\. \S" if path in CHAPTERS else r"# \S"
     assert re.match(numbered, first.source), f"{path.name}: the first line must read '{numbered}'"
 
 
@@ -112,3 +112,24 @@ def test_notebook_metadata_is_clean(path):
     stamped = [i for i, c in enumerate(nb.cells) if "execution" in c.metadata]
     assert stamped == [], f"{path.name}: cells {stamped} carry execution timestamps; use scripts/execute.py"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+# The closing chapter puts the others' results to work instead of reproducing a paper.
+REPRODUCING = [p for p in CHAPTERS if p.stem != "10_putting_it_together"]
+
+
+def reproduced_section(path):
+    """The markdown of the chapter's `## Reproduced: ...` section, up to the next `## ` heading."""
+    text = "\n\n".join(c.source for c in read(path).cells if c.cell_type == "markdown")
+    found = re.search(r"^## Reproduced: .*?(?=^## |\Z)", text, flags=re.M | re.S)
+    assert found, f"{path.name}: no '## Reproduced: <finding>' section"
+    return found.group(0)
+
+
+@pytest.mark.parametrize("path", REPRODUCING, ids=lambda p: p.name)
+def test_chapter_reproduces_a_published_result_beside_the_paper(path):
+    section = reproduced_section(path)
+    assert "{cite}" in section, f"{path.name}: the reproduced result does not cite its paper"
+    header = re.search(r"^\|.*\|\s*the paper\s*\|\s*this book\s*\|\s*$", section, flags=re.M | re.I)
+    assert header, f"{path.name}: the reproduced result needs a '| | the paper | this book |' table"
+    assert "{glue:text}" in section, f"{path.name}: the book's side of the comparison is not glued"
