@@ -3,10 +3,11 @@
 Usage:
     python scripts/set_repository.py https://github.com/<owner>/<repo> [--branch main]
 
-Rewrites the `repository` block of `_config.yml` (the one place the URL is kept), the
-setup cell of every chapter notebook (the Colab install line), and every other mention of
-the old URL in the book's Markdown and YAML files. The launch buttons and the repository
-button of the site follow `_config.yml` by themselves.
+Rewrites the `repository` block of `_config.yml` (the one place the URL is kept) and the
+author line that names the repository, the setup cell of every chapter notebook (the Colab
+install line), and every other mention of the old URL in the book's Markdown and YAML
+files. The launch buttons and the repository button of the site follow `_config.yml` by
+themselves.
 """
 
 import argparse
@@ -24,8 +25,13 @@ URL_PATTERN = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+$")
 TEXT_SUFFIXES = {".md", ".yml", ".yaml"}
 
 
-def rewrite_config(url: str, branch: str) -> None:
-    text = CONFIG.read_text()
+def short_name(url: str) -> str:
+    """`owner/repo` of a GitHub URL, as the footer's author line names the repository."""
+    return url.removeprefix("https://github.com/")
+
+
+def rewrite_config(old_url: str, url: str, branch: str) -> None:
+    text = CONFIG.read_text().replace(short_name(old_url), short_name(url))
     text = re.sub(r"(?m)^(  url:\s*).*$", rf"\g<1>{url}", text, count=1)
     text = re.sub(r"(?m)^(  branch:\s*).*$", rf"\g<1>{branch}", text, count=1)
     CONFIG.write_text(text)
@@ -71,7 +77,7 @@ def main() -> None:
     old_url, old_branch = repository()
     branch = args.branch or old_branch
     mentions = rewrite_mentions(old_url, url)
-    rewrite_config(url, branch)
+    rewrite_config(old_url, url, branch)
     cells = rewrite_setup_cells(url, branch)
     print(f"repository: {url} (branch {branch}); {cells} setup cells and {mentions} other files updated")
 

@@ -31,13 +31,15 @@ def test_set_repository_rewrites_config_setup_cells_and_mentions(tmp_path):
 
     config = yaml.safe_load((fork / "_config.yml").read_text())
     assert config["repository"] == {"url": NEW_URL, "branch": "trunk", "path_to_book": ""}
+    assert "someone-else/their-fork" in config["author"], config["author"]
     notebooks = sorted((fork / "chapters").glob("*.ipynb")) + sorted((fork / "reference").glob("*.ipynb"))
     assert notebooks
     for path in notebooks:
         setup = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
         assert f'git+{NEW_URL}@trunk"' in setup.source, path.name
-    leftovers = subprocess.run(["git", "grep", "-l", old_url], cwd=fork, capture_output=True, text=True)
-    assert leftovers.stdout.split() == [], f"files still naming {old_url}: {leftovers.stdout.split()}"
+    old_name = old_url.removeprefix("https://github.com/")
+    leftovers = subprocess.run(["git", "grep", "-l", old_name], cwd=fork, capture_output=True, text=True)
+    assert leftovers.stdout.split() == [], f"files still naming {old_name}: {leftovers.stdout.split()}"
 
 
 def test_set_repository_rejects_a_url_that_is_not_a_github_repository():
