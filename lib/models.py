@@ -2,7 +2,8 @@ r"""Small, readable models for the book's experiments.
 
 - :func:`mlp`: a multi-layer perceptron with a choice of width, depth, activation,
   optional BatchNorm or LayerNorm and optional residual connections.
-- :class:`DigitsCNN`: a small convolutional network for the 8x8 digits.
+- :class:`DigitsCNN`: a small convolutional network for the 8x8 digits, optionally with
+  BatchNorm or GroupNorm.
 - :class:`SpatialTransformer`: a layer that predicts an affine map from its input image
   and resamples the image with it (Jaderberg et al., 2015).
 - :class:`OneNeuron`: the one-hidden-neuron network of the notes,
@@ -177,17 +178,29 @@ class DigitsCNN(nn.Module):
 
     Shapes: ``(B, 1, 8, 8) -> conv 3x3 -> (B, c, 8, 8) -> conv 3x3 -> (B, 2c, 8, 8) ->
     max-pool 2 -> (B, 2c, 4, 4) -> flatten -> linear -> (B, num_classes)``, with ReLU
-    after each convolution and optional BatchNorm before it.
+    after each convolution and an optional normalization before it:
+
+    - ``"batch"``: ``BatchNorm2d``, statistics of each channel over the batch and the pixels;
+    - ``"group"``: ``GroupNorm``, statistics of each example over a group of ``C / groups``
+      channels and their pixels, the same in training and evaluation (Wu and He, 2018).
 
     Args:
         channels: the channels ``c`` of the first convolution, at least 1.
         num_classes: the number of outputs, at least 1.
-        batch_norm: add ``BatchNorm2d`` after each convolution.
+        batch_norm: add ``BatchNorm2d`` after each convolution; the same as ``norm="batch"``.
+        norm: ``None``, ``"batch"`` or ``"group"``.
+        groups: the number of groups of ``"group"``, at least 1; it must divide ``c``
+            (and so ``2c``).
         device: where the parameters live (default: CPU).
         dtype: the parameters' dtype (default: float32).
 
     Raises:
-        ValueError: if ``channels`` or ``num_classes`` is not a positive integer.
+        ValueError: if ``channels``, ``num_classes`` or ``groups`` is not a positive
+            integer, ``groups`` does not divide ``channels``, ``norm`` is unknown, or
+            ``batch_norm=True`` comes with another ``norm``.
+
+    References:
+        Wu and He, "Group Normalization", ECCV 2018.
     """
 
     def __init__(
@@ -196,23 +209,37 @@ class DigitsCNN(nn.Module):
         num_classes: int = 10,
         *,
         batch_norm: bool = False,
+        norm: str | None = None,
+        groups: int = 4,
         device: DeviceLike = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         checks.integer("channels", channels, 1)
         checks.integer("num_classes", num_classes, 1)
+        checks.one_of("norm", norm, (None, "batch", "group"))
+        if batch_norm and norm not in (None, "batch"):
+            raise ValueError(f"batch_norm=True asks for norm='batch', got norm={norm!r}")
+        norm = "batch" if batch_norm else norm
+        if norm == "group":
+            checks.integer("groups", groups, 1, channels)
+            if channels % groups:
+                raise ValueError(f"groups must divide channels={channels}, got {groups}")
         kwargs = {"device": device, "dtype": dtype}
 
-        def norm(c: int) -> nn.Module:
-            return nn.BatchNorm2d(c, **kwargs) if batch_norm else nn.Identity()
+        def norm_layer(c: int) -> nn.Module:
+            if norm == "batch":
+                return nn.BatchNorm2d(c, **kwargs)
+            if norm == "group":
+                return nn.GroupNorm(groups, c, **kwargs)
+            return nn.Identity()
 
         self.features = nn.Sequential(
             nn.Conv2d(1, channels, 3, padding=1, **kwargs),
-            norm(channels),
+            norm_layer(channels),
             nn.ReLU(),
             nn.Conv2d(channels, 2 * channels, 3, padding=1, **kwargs),
-            norm(2 * channels),
+            norm_layer(2 * channels),
             nn.ReLU(),
             nn.MaxPool2d(2),
         )

@@ -145,3 +145,63 @@ def test_spatial_transformer_keeps_shape_and_dtype():
 def test_spatial_transformer_checks_its_sizes(kwargs, name):
     with pytest.raises(ValueError, match=name):
         models.SpatialTransformer(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "layer", "count"),
+    [
+        ({}, nn.BatchNorm2d, 0),
+        ({"batch_norm": True}, nn.BatchNorm2d, 2),
+        ({"norm": "batch"}, nn.BatchNorm2d, 2),
+        ({"batch_norm": True, "norm": "batch"}, nn.BatchNorm2d, 2),
+        ({"norm": "group"}, nn.GroupNorm, 2),
+        ({"norm": None}, nn.GroupNorm, 0),
+    ],
+)
+def test_digits_cnn_norm_option(kwargs, layer, count):
+    cnn = DigitsCNN(channels=4, **kwargs)
+    assert sum(isinstance(m, layer) for m in cnn.modules()) == count
+    assert cnn(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_digits_cnn_default_is_unchanged_by_the_norm_option():
+    torch.manual_seed(0)
+    old = DigitsCNN(channels=4)
+    torch.manual_seed(0)
+    new = DigitsCNN(channels=4, norm=None)
+    assert [type(m) for m in old.features] == [type(m) for m in new.features]
+    assert all(isinstance(m, (nn.Conv2d, nn.Identity, nn.ReLU, nn.MaxPool2d)) for m in old.features)
+    for a, b in zip(old.parameters(), new.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_digits_cnn_group_norm_matches_torch_and_ignores_the_batch():
+    cnn = DigitsCNN(channels=8, norm="group", groups=4, dtype=torch.float64)
+    gn = cnn.features[1]
+    assert (gn.num_groups, gn.num_channels) == (4, 8)
+    assert (cnn.features[4].num_groups, cnn.features[4].num_channels) == (4, 16)
+    # the normalization of each example over its groups, written out, against nn.GroupNorm
+    z = torch.randn(5, 8, 8, 8, dtype=torch.float64)  # (B, C, H, W)
+    grouped = z.reshape(5, 4, -1)  # (B, groups, C / groups * H * W)
+    mean = grouped.mean(-1, keepdim=True)
+    var = grouped.var(-1, unbiased=False, keepdim=True)
+    by_hand = ((grouped - mean) / torch.sqrt(var + gn.eps)).reshape_as(z)
+    torch.testing.assert_close(gn(z), by_hand, rtol=1e-12, atol=1e-12)
+    # an example's output does not depend on its batch-mates, in training mode
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    cnn.train()
+    torch.testing.assert_close(cnn(x)[:1], cnn(x[:1]), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"norm": "layer"}, r"norm must be one of \(None, 'batch', 'group'\), got 'layer'"),
+        ({"norm": "group", "groups": 0}, r"groups must be an integer in \[1, 4\], got 0"),
+        ({"norm": "group", "groups": 3}, "groups must divide channels=4, got 3"),
+        ({"batch_norm": True, "norm": "group"}, "batch_norm=True asks for norm='batch', got norm='group'"),
+    ],
+)
+def test_digits_cnn_rejects_bad_norm_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DigitsCNN(channels=4, **kwargs)
