@@ -382,6 +382,18 @@ class BatchLoader:
             for xb, yb in loader:  # a new order every epoch
                 ...
 
+    **Data parallelism.** With ``world_size`` processes, ``batch_size`` is still the
+    *global* batch, the samples of one optimizer step over all processes, and the process
+    ``rank`` gets its share of every batch: the samples ``rank, rank + W, rank + 2W, ...``
+    of it (``W = world_size``), as ``torch.utils.data.DistributedSampler`` strides its
+    indices. Every process draws the same permutation (same ``seed``, a new one each
+    epoch), so the shares of one step are disjoint, together they are exactly the batch
+    that ``world_size=1`` gives, and every sample is seen once per epoch across the
+    processes; no communication is needed for that. The shares differ in size by at most
+    one sample; when ``W`` divides the batch they are equal, and then the average of the
+    processes' mean gradients (what ``DistributedDataParallel`` computes) is exactly the
+    batch's mean gradient.
+
     Args:
         x: inputs, one sample per row of the first dimension.
         y: targets with the same first dimension, on the same device.
@@ -392,10 +404,17 @@ class BatchLoader:
         transform: a function applied to each input batch on the device (augmentation),
             for example :class:`RandomShiftRotate`; if it has a ``reset()`` method (a
             random transform), the loader calls it once, so the augmentations start afresh.
+            With several processes each applies it to its own share.
+        rank: this process's index, ``0 <= rank < world_size``.
+        world_size: the number of processes sharing each batch, at least 1 and at most
+            ``batch_size``.
 
     Raises:
-        ValueError: if ``x`` and ``y`` differ in length or device, or ``batch_size`` is
-            not a positive integer.
+        ValueError: if ``x`` and ``y`` differ in length or device, ``batch_size`` is
+            not a positive integer, ``world_size`` is not an integer in
+            ``[1, batch_size]``, ``rank`` is not in ``[0, world_size - 1]``, or the last
+            batch of an epoch would leave a process without samples (fewer than
+            ``world_size`` samples; pass ``drop_last=True``).
     """
 
     def __init__(
@@ -408,6 +427,8 @@ class BatchLoader:
         drop_last: bool = False,
         seed: int = 0,
         transform: Callable[[Tensor], Tensor] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if x.shape[0] != y.shape[0]:
             raise ValueError(
@@ -419,6 +440,21 @@ class BatchLoader:
         checks.integer("batch_size", batch_size, 1)
         if x.shape[0] == 0:
             raise ValueError("x and y must hold at least one sample")
+        checks.integer("world_size", world_size, 1)
+        if world_size > batch_size:
+            raise ValueError(
+                f"world_size must be <= batch_size (each process needs at least one sample of every "
+                f"batch), got world_size={world_size} > batch_size={batch_size}"
+            )
+        checks.integer("rank", rank, 0, world_size - 1)
+        last = x.shape[0] % batch_size
+        if world_size > 1 and not drop_last and 0 < last < world_size:
+            raise ValueError(
+                f"the last batch of an epoch holds {last} samples ({x.shape[0]} samples, batch_size="
+                f"{batch_size}), fewer than world_size={world_size}: a process would get none; "
+                "pass drop_last=True or change batch_size"
+            )
+        self.rank, self.world_size = rank, world_size
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -434,18 +470,23 @@ class BatchLoader:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(x_batch, y_batch)`` for one epoch."""
+        """Yield ``(x_batch, y_batch)`` for one epoch (this process's share of each batch)."""
         n = self.x.shape[0]
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.x.device, non_blocking=True)
         else:
             order = None
+        shard = slice(self.rank, None, self.world_size)  # this process's samples of each batch
         for b in range(len(self)):
             start, stop = b * self.batch_size, min((b + 1) * self.batch_size, n)
             if order is None:
                 xb, yb = self.x[start:stop], self.y[start:stop]
+                if self.world_size > 1:
+                    xb, yb = xb[shard], yb[shard]
             else:
                 index = order[start:stop]
+                if self.world_size > 1:
+                    index = index[shard]
                 xb, yb = self.x[index], self.y[index]
             if self.transform is not None:
                 xb = self.transform(xb)

@@ -19,6 +19,12 @@ What the loop promises:
   generator (dropout) is seeded inside :func:`fit` and restored afterwards.
 - **Modes.** Evaluation runs in ``eval()`` mode under ``torch.no_grad()`` and puts
   every submodule back in the mode it was in (BatchNorm's running statistics matter).
+- **Data parallelism.** Inside a ``torch.distributed`` process group, with the model
+  wrapped in ``DistributedDataParallel``, the same call trains on all processes together:
+  each process takes its share of every batch (``batch_size`` stays the global batch, see
+  :class:`lib.data.BatchLoader`), and the history, on every process, is the one of the
+  global batch (the losses and accuracies are summed over the processes when the values
+  are copied to the host). ``lib.distributed`` launches such processes.
 - **Quiet output.** The progress bar appears only for runs longer than two seconds, on
   standard error, and never when ``TQDM_DISABLE`` is set, as it is when the book's
   notebooks are executed and tested (see :func:`fit`), so nbval compares nothing that
@@ -36,7 +42,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from lib import checks
@@ -155,6 +163,24 @@ def _total_norm(tensors: list[Tensor], like: Tensor) -> Tensor:
     if not tensors:
         return like.new_zeros(())
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+
+
+def _process_group(model: nn.Module) -> tuple[int, int]:
+    """This process's rank and the world size in ``torch.distributed``'s default group, or (0, 1).
+
+    Raises:
+        ValueError: in a group of several processes, if the model is not wrapped in
+            ``DistributedDataParallel`` (its gradients would not be averaged).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0, 1
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    if world_size > 1 and not isinstance(model, DistributedDataParallel):
+        raise ValueError(
+            f"fit runs in a process group of world size {world_size} and shards the data: wrap the "
+            "model in torch.nn.parallel.DistributedDataParallel so that the gradients are averaged"
+        )
+    return rank, world_size
 
 
 def _module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
@@ -344,6 +370,14 @@ def fit(
     ``scripts/execute.py`` run the book's notebooks, so no stored output depends on timing;
     ``progress=True`` shows it at once, ``progress=False`` never.
 
+    Inside a ``torch.distributed`` process group of ``W`` processes (see
+    ``lib.distributed.launch``) ``fit`` needs the model wrapped in
+    ``DistributedDataParallel`` and the same arguments on every process. Each process
+    trains on its share of every batch of ``batch_size`` samples, so the steps are those
+    of one process with the whole batch (exactly so when ``W`` divides ``batch_size``).
+    Every process returns the same history, the global batch's, except the times, which
+    are its own; rank 0's is the one to keep. Validation runs in full on every process.
+
     Args:
         model: the network, on the device of the data.
         optimizer: any ``torch.optim.Optimizer`` over the model's parameters.
@@ -352,7 +386,8 @@ def fit(
         train_data: a pair ``(x, y)``, for example a ``lib.data.TensorData``.
             Integer ``y`` means classification: accuracy is then recorded.
         epochs: passes over the training data, at least 1.
-        batch_size: samples per step, at least 1.
+        batch_size: samples per step, at least 1 (over all processes together, and at least
+            the world size).
         val_data: an optional pair ``(x, y)`` evaluated after each epoch.
         schedule: a function ``step -> lr``; before step ``t`` (from 0) every parameter
             group gets ``group["lr"] = schedule(t)`` (:func:`lib.schedules.set_lr`).
@@ -407,8 +442,17 @@ def fit(
     if val_data is not None:
         x_val, y_val = _check_data("val_data", val_data, model)
         _check_shapes("val_data", model, loss_fn, x_val, y_val)
+    rank, world_size = _process_group(model)
     loader = BatchLoader(
-        x, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, transform=transform
+        x,
+        y,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        seed=seed,
+        transform=transform,
+        rank=rank,
+        world_size=world_size,
     )
     if len(loader) == 0:
         raise ValueError(
@@ -470,13 +514,20 @@ class _StepRecorder:
     correct predictions; ``sync`` copies everything queued, with the parameter norm, in
     one ``tolist()`` and returns a :class:`_Divergence` if a loss is not finite or the
     parameter norm exceeds ``max_param_norm``. ``epoch_loss``/``epoch_accuracy`` average
-    the epoch's mini-batches, weighted by batch size.
+    the epoch's mini-batches, weighted by batch size. With several processes, ``sync``
+    first sums the shares' losses and counts over the processes in one ``all_reduce``, so
+    every process records the global batch's values (the gradient, hence its norm, is
+    already the same on all of them).
     """
 
-    def __init__(self, history: History, params: list[Tensor], max_param_norm: float | None) -> None:
+    def __init__(
+        self, history: History, params: list[Tensor], max_param_norm: float | None, world_size: int = 1
+    ) -> None:
         self.history = history
         self.params = params
         self.max_param_norm = max_param_norm
+        self.world_size = world_size
+        self.shares: list[int] = []  # this process's batch sizes, summed over processes at sync
         self.losses: list[Tensor] = []
         self.grad_norms: list[Tensor] = []
         self.correct: list[Tensor] = []
@@ -490,7 +541,10 @@ class _StepRecorder:
     def add(self, loss: Tensor, grad_norm: Tensor, batch_size: int, correct: Tensor | None) -> None:
         self.losses.append(loss.detach())
         self.grad_norms.append(grad_norm)
-        self.epoch_sizes.append(batch_size)
+        if self.world_size > 1:
+            self.shares.append(batch_size)
+        else:
+            self.epoch_sizes.append(batch_size)
         if correct is not None:
             self.correct.append(correct)
 
@@ -501,9 +555,13 @@ class _StepRecorder:
         if not self.losses:
             return None
         k = len(self.losses)
-        parts = [torch.stack(self.losses).float(), torch.stack(self.grad_norms).float()]
-        if self.correct:
-            parts.append(torch.stack(self.correct).sum().float().reshape(1))
+        losses = torch.stack(self.losses).float()
+        correct = torch.stack(self.correct).sum().float().reshape(1) if self.correct else None
+        if self.world_size > 1:
+            losses, correct = self._reduce(losses, correct)
+        parts = [losses, torch.stack(self.grad_norms).float()]
+        if correct is not None:
+            parts.append(correct)
         if self.max_param_norm is not None:
             parts.append(_total_norm(self.params, self.losses[0]).float().reshape(1))
         values = torch.cat(parts).tolist()  # the one host sync
@@ -522,6 +580,16 @@ class _StepRecorder:
                 f"the parameter norm is {values[-1]:.3g} > max_param_norm={self.max_param_norm:g}",
             )
         return None
+
+    def _reduce(self, losses: Tensor, correct: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The global batches' mean losses and number of correct predictions, over all processes."""
+        k = len(self.shares)
+        sizes = losses.new_tensor(self.shares)
+        shared = torch.cat([losses * sizes, sizes] + ([] if correct is None else [correct]))
+        dist.all_reduce(shared)  # sums over the processes
+        self.epoch_sizes.extend(int(n) for n in shared[k : 2 * k].tolist())
+        self.shares = []
+        return shared[:k] / shared[k : 2 * k], (None if correct is None else shared[2 * k :])
 
     def epoch_loss(self) -> float:
         losses = self.history.step_loss[self.epoch_first_step :]
@@ -579,7 +647,7 @@ def _fit_loop(
     history = History()
     classification = _is_classification(loader.y)
     params = [p for p in model.parameters() if p.requires_grad]
-    recorder = _StepRecorder(history, params, max_param_norm)
+    recorder = _StepRecorder(history, params, max_param_norm, loader.world_size)
     best = _BestWeights(early_stopping_patience)
     bar = _progress_bar(progress, epochs * len(loader))
     start = time.perf_counter()
