@@ -158,13 +158,11 @@ def _run(
 def _start_method() -> str:
     """``forkserver`` where the system has it, else ``spawn``.
 
-    The fork server imports torch once, with ``torch._dynamo``, which
-    ``DistributedDataParallel`` imports on construction (seconds of CPU time); each
-    process forks from it, so a launch after the first takes a fraction of a second.
+    The fork server imports torch and ``lib`` once and each process forks from it, so a
+    launch after the first starts its processes in a fraction of a second.
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
-        preload = ["torch", "torch._dynamo", "lib.distributed"]
-        multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["torch", "lib.distributed"])
         return "forkserver"
     return "spawn"
 
