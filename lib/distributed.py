@@ -42,6 +42,7 @@ import copy
 import datetime
 import multiprocessing
 import os
+import signal
 import socket
 import statistics
 import tempfile
@@ -151,6 +152,12 @@ def _run(
         # copy, every process's optimizer would update the same parameters
         result = worker(rank, world_size, device, **copy.deepcopy(kwargs))
         torch.save(result, Path(folder) / f"{rank}.pt")
+    except BaseException as error:
+        # when one process fails, the others fail next in a collective; the time of each
+        # failure lets the parent name the process that failed first
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        (Path(folder) / f"error-{rank}.txt").write_text(f"{time.time()!r}\n{message}")
+        raise
     finally:
         dist.destroy_process_group()
 
@@ -229,11 +236,11 @@ def launch(
             join=False,
             start_method=_start_method(),
         )
-        _join(context, timeout)
+        _join(context, timeout, folder)
         return [torch.load(Path(folder) / f"{rank}.pt", weights_only=False) for rank in range(world_size)]
 
 
-def _join(context: mp.ProcessContext, timeout: float) -> None:
+def _join(context: mp.ProcessContext, timeout: float, folder: str) -> None:
     """Wait for every process; on a failure or past ``timeout`` stop them all and raise WorkerError."""
     deadline = time.monotonic() + timeout
     try:
@@ -245,23 +252,37 @@ def _join(context: mp.ProcessContext, timeout: float) -> None:
                     f"{running}); they were stopped",
                     None,
                 )
-    except mp.ProcessRaisedException as error:
-        last = str(error).strip().splitlines()[-1]
-        raise WorkerError(
-            f"worker rank {error.error_index} failed: {last}; the other workers were stopped",
-            error.error_index,
-        ) from error
-    except mp.ProcessExitedException as error:
-        raise WorkerError(
-            f"worker rank {error.error_index} died with exit code {error.exit_code}; "
-            "the other workers were stopped",
-            error.error_index,
-        ) from error
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
+        rank, what = _first_failure(context, folder, error)
+        raise WorkerError(f"worker rank {rank} {what}; the other workers were stopped", rank) from error
     finally:
         for process in context.processes:
             if process.is_alive():
                 process.kill()
             process.join()
+
+
+def _first_failure(context: mp.ProcessContext, folder: str, error: Exception) -> tuple[int, str]:
+    """The rank that failed first and how: a process that died (it left no error record)
+    comes first, since its peers fail only after it; otherwise the earliest error."""
+    for process in context.processes:
+        process.join(timeout=5.0)  # torch has already signalled the others to stop
+    records = {}
+    for rank in range(len(context.processes)):
+        path = Path(folder) / f"error-{rank}.txt"
+        if path.exists():
+            when, message = path.read_text().split("\n", 1)
+            records[rank] = (float(when), message)
+    stopped = (0, None, -signal.SIGTERM, -signal.SIGKILL)  # a clean exit, or stopped by the parent
+    for rank, process in enumerate(context.processes):
+        if rank not in records and process.exitcode not in stopped:
+            return rank, f"died with exit code {process.exitcode}"
+    if records:
+        rank = min(records, key=lambda r: records[r][0])
+        return rank, f"failed: {records[rank][1]}"
+    if isinstance(error, mp.ProcessExitedException):
+        return error.error_index, f"died with exit code {error.exit_code}"
+    return error.error_index, f"failed: {str(error).strip().splitlines()[-1]}"
 
 
 # ----------------------------------------------------------------------------- workers
