@@ -2,8 +2,10 @@
 
 The process tests start real processes (``lib.distributed.launch``) with the gloo backend,
 rendezvous on 127.0.0.1; the first launch starts torch's fork server (a few seconds), the
-later ones take a fraction of a second each. The workers that fail on purpose live here:
-the processes import this module to find them.
+later ones take a fraction of a second each. The tests whose workers build a
+``DistributedDataParallel`` model (which imports torch's compiler stack in every process,
+seconds of CPU time each) are marked ``slow``: they run in the full suite and in CI. The
+workers that fail on purpose live here: the processes import this module to find them.
 """
 
 import math
@@ -98,6 +100,7 @@ def test_batchloader_checks_rank_and_world_size():
 # ------------------------------------------------------------------ processes (gloo, CPU)
 
 
+@pytest.mark.slow  # DistributedDataParallel: seconds of imports in each process
 def test_all_reduced_gradient_equals_the_whole_batch_gradient():
     model, (x, y) = small_model(), small_data(24)
     loss_fn = nn.CrossEntropyLoss()
@@ -130,6 +133,7 @@ def test_shards_across_processes_cover_every_sample_once_per_epoch():
     assert len({tuple(order) for order in orders}) == 3  # a new order every epoch
 
 
+@pytest.mark.slow  # DistributedDataParallel: seconds of imports in each process
 def test_fit_in_processes_follows_the_single_process_run():
     train = small_data(48, seed=1)
     kwargs = dict(
@@ -176,6 +180,7 @@ def test_fit_in_processes_needs_a_ddp_model():
         distributed.launch(plain_fit_worker, 2, device="cpu", model=small_model(), train=small_data(16))
 
 
+@pytest.mark.slow  # DistributedDataParallel: seconds of imports in each process
 def test_world_size_larger_than_the_batch_is_refused():
     model, (x, y) = small_model(), small_data(3)
     with pytest.raises(
@@ -258,6 +263,7 @@ def test_a_run_past_the_timeout_is_stopped():
     assert time.monotonic() - start < 20
 
 
+@pytest.mark.slow  # DistributedDataParallel: seconds of imports in each process
 def test_sequence_and_timing_worker_in_one_launch():
     model, (x, y) = small_model(), small_data(16)
     tasks = [
