@@ -27,7 +27,8 @@ backward pass (an ``all_reduce``), so every process steps with
 the gradient of the whole batch, as one process would with batch :math:`WB`.
 
 Failures are reported, not waited for: a worker that raises or dies makes :func:`launch`
-stop the others and raise :class:`WorkerError` naming its rank; a run that outlasts
+stop the others and raise :class:`WorkerError` naming the rank that failed first (not a peer
+that failed after it in a collective); a run that outlasts
 ``timeout`` is stopped the same way; collectives time out after ``timeout`` too.
 
 References:
@@ -211,7 +212,7 @@ def launch(
             number or is in use, ``timeout`` is not > 0, or ``device`` is CUDA with fewer
             than ``world_size`` GPUs.
         WorkerError: if a worker raises or dies (the others are stopped; the message
-            names its rank), or the run takes longer than ``timeout``.
+            names the rank that failed first), or the run takes longer than ``timeout``.
     """
     checks.integer("world_size", world_size, 1)
     checks.number("timeout", timeout, 0, low_open=True)
@@ -330,7 +331,9 @@ def gradient_worker(
         loss_fn: a function ``(output, y) -> mean loss``.
 
     Returns:
-        The all-reduced gradient as one flat vector on the CPU (the same on every process).
+        The all-reduced gradient as one flat vector on the CPU (the same on every process):
+        the whole batch's mean gradient when ``world_size`` divides the batch size (else the
+        shares, of unequal sizes, are weighted equally).
 
     Raises:
         ValueError: if the batch holds fewer samples than ``world_size``.

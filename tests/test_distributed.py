@@ -161,6 +161,48 @@ def test_fit_in_processes_follows_the_single_process_run():
     assert histories[0].step_loss == histories[1].step_loss
 
 
+def recording_fit_worker(rank, world_size, device, *, model, train, batch_size, epochs, seed):
+    """fit on a DDP model, recording the input batches this process trains on (via ``transform``)."""
+    seen = []
+
+    def record(xb):
+        seen.append(xb.clone())
+        return xb
+
+    ddp = distributed._ddp(model, device)
+    fit(
+        ddp,
+        torch.optim.SGD(ddp.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        train,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        transform=record,
+        progress=False,
+    )
+    return seen
+
+
+@pytest.mark.slow  # DistributedDataParallel: seconds of imports in each process
+def test_fit_in_processes_trains_each_process_on_its_share_only():
+    # the equality of a DDP run with the single-process run would also hold if every process
+    # took the whole batch; this checks that fit gives process r the samples r, r + W, ...
+    train = small_data(48, seed=2)
+    kwargs = dict(batch_size=8, epochs=2, seed=4)
+    seen = distributed.launch(
+        recording_fit_worker, 2, device="cpu", model=small_model(), train=train, **kwargs
+    )
+    for rank, batches in enumerate(seen):
+        loader = BatchLoader(*train, batch_size=8, seed=4, rank=rank, world_size=2)
+        expected = [xb for _ in range(2) for xb, _ in loader]
+        assert len(batches) == len(expected) == 2 * 6
+        for ours, theirs in zip(batches, expected, strict=True):
+            assert ours.shape[0] == 4
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert not torch.equal(seen[0][0], seen[1][0])  # the two processes' shares differ
+
+
 def plain_fit_worker(rank, world_size, device, *, model, train):
     """fit on a model that is not wrapped in DDP: refused."""
     return fit(
