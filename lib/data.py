@@ -385,8 +385,10 @@ class BatchLoader:
     **Data parallelism.** With ``world_size`` processes, ``batch_size`` is still the
     *global* batch, the samples of one optimizer step over all processes, and the process
     ``rank`` gets its share of every batch: the samples ``rank, rank + W, rank + 2W, ...``
-    of it (``W = world_size``), as ``torch.utils.data.DistributedSampler`` strides its
-    indices. Every process draws the same permutation (same ``seed``, a new one each
+    of it (``W = world_size``). ``torch.utils.data.DistributedSampler`` strides the
+    whole epoch's permutation the same way, pads it with repeated samples to a multiple of
+    ``W`` and needs ``set_epoch`` for a new order; here the batches are strided and nothing
+    is repeated. Every process draws the same permutation (same ``seed``, a new one each
     epoch), so the shares of one step are disjoint, together they are exactly the batch
     that ``world_size=1`` gives, and every sample is seen once per epoch across the
     processes; no communication is needed for that. The shares differ in size by at most
