@@ -331,9 +331,9 @@ def gradient_worker(
         loss_fn: a function ``(output, y) -> mean loss``.
 
     Returns:
-        The all-reduced gradient as one flat vector on the CPU (the same on every process):
-        the whole batch's mean gradient when ``world_size`` divides the batch size (else the
-        shares, of unequal sizes, are weighted equally).
+        The all-reduced gradient as one flat vector on the CPU, the same on every process.
+        It is the whole batch's mean gradient when ``world_size`` divides the batch size
+        (else the shares, of unequal sizes, are weighted equally).
 
     Raises:
         ValueError: if the batch holds fewer samples than ``world_size``.
