@@ -157,7 +157,10 @@ def _run(
         # when one process fails, the others fail next in a collective; the time of each
         # failure lets the parent name the process that failed first
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        (Path(folder) / f"error-{rank}.txt").write_text(f"{time.time()!r}\n{message}")
+        record = Path(folder) / f"error-{rank}.txt"
+        partial = record.with_suffix(".partial")
+        partial.write_text(f"{time.time()!r}\n{message}")
+        partial.replace(record)  # atomic: the parent never reads a record half written
         raise
     finally:
         dist.destroy_process_group()
