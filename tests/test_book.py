@@ -114,6 +114,20 @@ def test_notebook_metadata_is_clean(path):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
 
 
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_shows_a_stray_value(path):
+    # a cell that ends in an expression shows its value on the site: after lib.glue(...),
+    # the quoted text '0.123' under the cell's real output
+    stray = [
+        (i, o.data["text/plain"])
+        for i, c in enumerate(read(path).cells)
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "execute_result" and set(o.data) == {"text/plain"}
+    ]
+    assert stray == [], f"{path.name}: cells show the value of their last expression: {stray}"
+
 # The closing chapter puts the others' results to work instead of reproducing a paper.
 REPRODUCING = [p for p in CHAPTERS if p.stem != "10_putting_it_together"]
 
