@@ -114,7 +114,6 @@ def test_notebook_metadata_is_clean(path):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
 
 
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_cell_shows_a_stray_value(path):
     # a cell that ends in an expression shows its value on the site: after lib.glue(...),
@@ -127,6 +126,7 @@ def test_no_cell_shows_a_stray_value(path):
         if o.output_type == "execute_result" and set(o.data) == {"text/plain"}
     ]
     assert stray == [], f"{path.name}: cells show the value of their last expression: {stray}"
+
 
 # The closing chapter puts the others' results to work instead of reproducing a paper.
 REPRODUCING = [p for p in CHAPTERS if p.stem != "10_putting_it_together"]
