@@ -1,10 +1,12 @@
 """``lib``: the from-scratch toolkit that every chapter of the book imports.
 
-Importing ``lib`` runs nothing: no seeding, no device probing, no plotting style.
-Submodules load on first use (``lib.optim``, ``lib.hessian``, ...), so
-``import lib`` stays cheap and a notebook can write ``lib.optim.SGD`` directly;
-``dir(lib)`` (tab completion) lists them all, and type checkers see them through
-``TYPE_CHECKING`` imports.
+Importing ``lib`` does one thing before it loads PyTorch: it pins the CPU kernels and
+thread counts to the book's portable choice (``lib.numerics``; variables already set in the
+environment are kept), so that x86-64 CPUs of different generations print the same numbers.
+It runs nothing else: no seeding, no device probing, no plotting style. Submodules load on
+first use (``lib.optim``, ``lib.hessian``, ...), so ``import lib`` stays cheap and a notebook
+can write ``lib.optim.SGD`` directly; ``dir(lib)`` (tab completion) lists them all, and type
+checkers see them through ``TYPE_CHECKING`` imports.
 
 The two calls every notebook makes in its setup cell::
 
@@ -17,8 +19,12 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from lib.device import get_device, seed
-from lib.notebook import glue
+from lib.numerics import pin_portable_kernels
+
+pin_portable_kernels()  # before lib.device imports torch and numpy
+
+from lib.device import get_device, seed  # noqa: E402
+from lib.notebook import glue  # noqa: E402
 
 if TYPE_CHECKING:  # type checkers and IDEs see the submodules; at run time they load on first use
     from lib import (  # noqa: F401
@@ -33,6 +39,7 @@ if TYPE_CHECKING:  # type checkers and IDEs see the submodules; at run time they
         models,
         normalization,
         notebook,
+        numerics,
         optim,
         plot,
         schedules,
@@ -54,6 +61,7 @@ SUBMODULES = (
     "normalization",
     "optim",
     "notebook",
+    "numerics",
     "plot",
     "schedules",
     "theory",

@@ -4,11 +4,17 @@ Used by ``scripts/execute.py``, ``scripts/set_repository.py`` and the tests, so 
 command that regenerates a notebook and the test that re-executes it agree exactly.
 """
 
+import functools
+import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
+
+from lib import numerics
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "_config.yml"
@@ -18,15 +24,21 @@ REFERENCE = ROOT / "reference"
 DISTRIBUTION = "why-training-fails"
 
 # The environment every notebook executes in, under `pytest` and `scripts/execute.py` alike:
-# a fixed thread count (floating-point sums depend on it), a fixed hash seed, the inline
-# matplotlib backend, and the CPU unless the caller has chosen a device with LIB_DEVICE.
+# the portable numeric mode of `lib.numerics` (CPU kernels capped at AVX2, two threads;
+# floating-point sums depend on both), a fixed hash seed, the inline matplotlib backend, and
+# the CPU unless the caller has chosen a device with LIB_DEVICE.
 EXECUTION_ENV = {
-    "OMP_NUM_THREADS": "2",
-    "MKL_NUM_THREADS": "2",
+    **numerics.portable_env(),
     "PYTHONHASHSEED": "0",
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     "TQDM_DISABLE": "1",
 }
+# A value this machine already gives OPENBLAS_CORETYPE is kept: some machines set it to work
+# around OpenBLAS builds that pick a wrong kernel for their CPU.
+KEPT_FROM_MACHINE = ("OPENBLAS_CORETYPE",)
+
+# Where `scripts/execute.py` stores, in a notebook's metadata, the platform of its outputs.
+PLATFORM_KEY = "book_platform"
 
 SETUP_CELL_TEMPLATE = """\
 # Setup: on Colab, install the book's library `lib`; everywhere, seed, pick the device
@@ -94,7 +106,25 @@ def book_notebooks() -> list[Path]:
 
 def execution_env() -> dict[str, str]:
     """The process environment a notebook kernel gets: the caller's plus `EXECUTION_ENV`."""
-    return {**os.environ, **EXECUTION_ENV}
+    kept = {name: os.environ[name] for name in KEPT_FROM_MACHINE if name in os.environ}
+    return {**os.environ, **EXECUTION_ENV, **kept}
+
+
+@functools.cache
+def execution_platform() -> dict[str, str]:
+    """`lib.numerics.platform_record()` as a notebook kernel sees it: in a fresh Python, same env."""
+    code = "import json, lib; print(json.dumps(lib.numerics.platform_record()))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=execution_env(), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"could not read this machine's platform record:\n{result.stderr}")
+    return json.loads(result.stdout)
+
+
+def stored_platform(nb: dict) -> dict[str, str]:
+    """The platform record stored in a notebook when it was executed (empty if none)."""
+    return dict(nb.get("metadata", {}).get(PLATFORM_KEY, {}))
 
 
 def pip_install_target(setup_source: str) -> str:

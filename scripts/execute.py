@@ -2,13 +2,17 @@
 
 Usage:
     python scripts/execute.py chapters/03_batch_size.ipynb [more notebooks ...]
-    python scripts/execute.py --all
+    python scripts/execute.py --all --jobs 2             # two notebooks at a time
     python scripts/execute.py --seed-offset 3 --all      # run under other seeds, store nothing
+    python scripts/execute.py --compare --all            # stored glued numbers against this machine's
 
-Each notebook runs top to bottom in a fresh kernel of the current Python, with the thread
-count, hash seed and plotting backend of `scripts/book.py` (the same settings `pytest`
-uses), and is saved with clean metadata: no execution timestamps, a generic kernel spec.
-Prints the wall-clock time of each notebook.
+Each notebook runs top to bottom in a fresh kernel of the current Python, in the portable
+numeric mode, with the hash seed and plotting backend of `scripts/book.py` (the same
+settings `pytest` uses), and is saved with clean metadata (no execution timestamps, a
+generic kernel spec) plus the record of the platform its outputs come from
+(`lib.numerics.platform_record()`), which tells `pytest` where they can be reproduced.
+Prints the wall-clock time of each notebook. `--jobs N` runs N notebooks at a time, each in
+its own kernel with the same thread count, so the outputs do not depend on N.
 
 With `--seed-offset K` nothing is stored. Every seed written in a code cell is shifted by
 K before the run (see `shift_seeds` for the forms it recognizes: `lib.seed(0)`, `seed=0`,
@@ -16,19 +20,37 @@ K before the run (see `shift_seeds` for the forms it recognizes: `lib.seed(0)`, 
 cell runs even after one fails, and each failing cell is reported with its error. The
 checks of a chapter claim what holds for any seed, so the goal is no failing cell for any K.
 The exit status is 1 when a cell failed.
+
+With `--compare` nothing is stored either. Each notebook runs as it is, and every number the
+prose quotes (each `lib.glue` record) is printed as stored and as computed here, with the
+relative difference between the two; the largest one closes each notebook's table. It is
+how a reader sees what a different machine changes in the book's numbers.
 """
 
 import argparse
+import ast
+import copy
+import math
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.book import ROOT, book_notebooks, execution_env  # noqa: E402
+from lib.notebook import GLUE_MIME_PREFIX  # noqa: E402
+from lib.numerics import differences  # noqa: E402
+from scripts.book import (  # noqa: E402
+    PLATFORM_KEY,
+    ROOT,
+    book_notebooks,
+    execution_env,
+    execution_platform,
+    stored_platform,
+)
 
 CELL_TIMEOUT_S = 600
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -75,8 +97,12 @@ def shift_seeds(source: str, offset: int) -> tuple[str, int]:
 
 
 def clean_metadata(nb: nbformat.NotebookNode) -> None:
-    """Drop what changes from run to run and says nothing about the book."""
-    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    """Drop what changes from run to run and says nothing about the book; record the platform."""
+    nb.metadata = {
+        "kernelspec": KERNELSPEC,
+        "language_info": {"name": "python"},
+        PLATFORM_KEY: execution_platform(),
+    }
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("collapsed", None)
@@ -97,13 +123,13 @@ def run(nb: nbformat.NotebookNode, path: Path, allow_errors: bool = False) -> fl
     return time.perf_counter() - start
 
 
-def execute(path: Path) -> float:
-    """Execute one notebook in place; return its wall-clock time in seconds."""
+def execute(path: Path) -> tuple[float, list[str]]:
+    """Execute one notebook in place; return its wall-clock time in seconds (and no report)."""
     nb = nbformat.read(path, as_version=4)
     elapsed = run(nb, path)
     clean_metadata(nb)
     nbformat.write(nb, path)
-    return elapsed
+    return elapsed, []
 
 
 def failing_cells(nb: nbformat.NotebookNode) -> list[str]:
@@ -131,17 +157,84 @@ def try_seeds(path: Path, offset: int) -> tuple[float, list[str]]:
     return elapsed, failing_cells(nb)
 
 
+def glued_values(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """Every value a notebook glues for the prose, by name, as the text the site shows."""
+    values = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            key = f"{GLUE_MIME_PREFIX}text/plain"
+            if name and key in output.get("data", {}):
+                values[name] = ast.literal_eval(output.data[key])
+    return values
+
+
+# A number as the prose prints it: 0.0912, 1,197, 3e-05, 12.5 (in 12.5%); a '-' counts as a
+# sign only at the start or after a space or bracket, so a range '0.09-0.14' is two numbers.
+NUMBER = re.compile(r"(?:(?<![\w.])-)?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def relative_difference(stored: str, here: str) -> float:
+    """The largest relative difference between the numbers of two texts (inf if they differ otherwise)."""
+    if stored == here:
+        return 0.0
+    a, b = NUMBER.findall(stored), NUMBER.findall(here)
+    if len(a) != len(b) or NUMBER.sub("#", stored) != NUMBER.sub("#", here):
+        return math.inf
+    largest = 0.0
+    for x, y in zip(a, b):
+        x, y = float(x.replace(",", "")), float(y.replace(",", ""))
+        scale = max(abs(x), abs(y))
+        largest = max(largest, abs(x - y) / scale if scale else 0.0)
+    return largest
+
+
+def compare(path: Path) -> tuple[float, list[str]]:
+    """Execute one notebook as stored, storing nothing; report its glued values, stored against here."""
+    stored = nbformat.read(path, as_version=4)
+    nb = copy.deepcopy(stored)
+    elapsed = run(nb, path, allow_errors=True)
+    before, after = glued_values(stored), glued_values(nb)
+    platform = differences(stored_platform(stored), execution_platform())
+    lines = [f"platform, stored -> here: {'; '.join(platform) if platform else 'the same'}"]
+    rows = [(name, before.get(name, "(none)"), after.get(name, "(none)")) for name in before | after]
+    diffs = [relative_difference(old, new) for _, old, new in rows]
+    if rows:
+        width = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines.append(f"{'value':<{width[0]}}  {'stored':<{width[1]}}  {'here':<{width[2]}}  rel. diff")
+        for (name, old, new), diff in zip(rows, diffs):
+            lines.append(f"{name:<{width[0]}}  {old:<{width[1]}}  {new:<{width[2]}}  {diff:.2g}")
+        worst = max(range(len(rows)), key=lambda i: diffs[i])
+        changed = sum(d > 0 for d in diffs)
+        lines.append(
+            f"{changed} of {len(rows)} glued values differ; largest relative difference "
+            f"{diffs[worst]:.2g} ({rows[worst][0]})"
+        )
+    else:
+        lines.append("no glued values")
+    return elapsed, lines + failing_cells(nb)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to execute")
     parser.add_argument("--all", action="store_true", help="execute every notebook of the book")
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--seed-offset",
         type=int,
         metavar="K",
         help="shift every seed by K (K >= 1), report failing cells, store nothing",
+    )
+    mode.add_argument(
+        "--compare",
+        action="store_true",
+        help="print the glued values stored against this machine's, store nothing",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="notebooks run at a time (N >= 1, default 1)"
     )
     args = parser.parse_args()
     notebooks = book_notebooks() if args.all else args.notebooks
@@ -149,21 +242,31 @@ def main() -> None:
         parser.error("name one or more notebooks, or pass --all")
     if args.seed_offset is not None and args.seed_offset < 1:
         parser.error(f"--seed-offset must be >= 1, got {args.seed_offset}")
-    total, failed = 0.0, 0
-    for path in notebooks:
-        name = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
-        if args.seed_offset is None:
-            seconds = execute(path)
-            print(f"{name}: {seconds:.1f} s", flush=True)
-        else:
-            seconds, failures = try_seeds(path, args.seed_offset)
-            failed += len(failures)
-            status = "ok" if not failures else f"{len(failures)} failing cell(s)"
-            print(f"{name}: {seconds:.1f} s, seed offset {args.seed_offset}: {status}", flush=True)
-            for line in failures:
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    missing = [str(p) for p in notebooks if not p.is_file()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+
+    if args.compare:
+        task, label = compare, "compared"
+    elif args.seed_offset is not None:
+        task, label = (lambda path: try_seeds(path, args.seed_offset)), f"seed offset {args.seed_offset}"
+    else:
+        task, label = execute, "stored"
+    execution_platform()  # read once, before the notebooks run side by side
+    start, total, failed = time.perf_counter(), 0.0, 0
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for path, (seconds, lines) in zip(notebooks, pool.map(task, notebooks)):
+            name = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+            errors = [line for line in lines if line.startswith(("cell ", "no seed"))]
+            failed += len(errors)
+            status = "ok" if not errors else f"{len(errors)} failing cell(s)"
+            print(f"{name}: {seconds:.1f} s, {label}: {status}", flush=True)
+            for line in lines:
                 print(f"    {line}", flush=True)
-        total += seconds
-    print(f"total: {total:.1f} s")
+            total += seconds
+    print(f"total: {total:.1f} s of notebook time, {time.perf_counter() - start:.1f} s wall-clock")
     if failed:
         sys.exit(1)
 

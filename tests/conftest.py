@@ -1,5 +1,7 @@
 """Shared test set-up: markers, and notebooks run under nbval with the book's execution environment.
 
+Each notebook is checked at one of two levels, reproduce or claims (see ``scripts/levels.py``).
+
 Markers (registered in ``pyproject.toml``):
 
 - ``slow``: the notebooks (every nbval item), the site in Chromium and the Colab install.
@@ -18,7 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.book import EXECUTION_ENV  # noqa: E402
+from scripts.book import execution_env  # noqa: E402
+
+# The notebooks' check levels, reproduce and claims: the option, the report and the switch.
+pytest_plugins = ["scripts.levels"]
 
 #: Test modules that are slow as a whole (besides the nbval items, marked below).
 SLOW_MODULES = ("test_site.py", "test_colab.py")
@@ -27,7 +32,7 @@ SLOW_MODULES = ("test_site.py", "test_colab.py")
 def pytest_configure(config):
     # nbval starts each notebook's kernel with this process's environment, so setting it here
     # gives the kernels the same thread count, hash seed and backend as scripts/execute.py.
-    os.environ.update(EXECUTION_ENV)
+    os.environ.update(execution_env())
 
 
 def _is_notebook_item(item: pytest.Item) -> bool:

@@ -1,0 +1,104 @@
+"""The two levels at which `pytest` checks a notebook of the book (a pytest plugin; see tests/conftest.py).
+
+- **reproduce**: every cell runs and its text outputs equal the stored ones byte for byte
+  (nbval, strict).
+- **claims**: every cell runs and every assert holds; the outputs are not compared.
+
+Exact outputs come back only on the platform that stored them: the same library versions,
+CPU kernels, BLAS, thread count and device (`lib.numerics.platform_record()`, kept in each
+notebook's metadata by `scripts/execute.py`). With `--book-level auto`, the default, a
+notebook is checked at the reproduce level where this machine's record, read as a notebook
+kernel reads it, equals the stored one, and at the claims level elsewhere. The level of
+every notebook, and why, is printed at the top of the run and in its summary.
+`--book-level reproduce` or `--book-level claims` forces one level for every notebook; CI
+forces reproduce.
+"""
+
+import functools
+from pathlib import Path
+
+import nbformat
+
+from lib.numerics import differences
+from scripts.book import book_notebooks, execution_platform, stored_platform
+
+LEVELS = ("auto", "reproduce", "claims")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--book-level",
+        choices=LEVELS,
+        default="auto",
+        help="how notebooks are checked: 'reproduce' (outputs equal the stored ones), 'claims' "
+        "(every cell runs, every assert holds), or 'auto' (reproduce where this machine's "
+        "platform equals the one stored in the notebook, claims elsewhere; the default)",
+    )
+
+
+@functools.cache
+def _stored_platform(path: Path) -> tuple[tuple[str, str], ...]:
+    return tuple(stored_platform(nbformat.read(path, as_version=4)).items())
+
+
+def notebook_level(config, path: Path) -> tuple[str, str]:
+    """The level at which ``path`` is checked in this run, and the reason."""
+    forced = config.getoption("book_level")
+    if forced != "auto":
+        return forced, f"forced by --book-level {forced}"
+    stored = dict(_stored_platform(Path(path).resolve()))
+    if not stored:
+        return "claims", "no platform recorded in the notebook (store it with scripts/execute.py)"
+    changed = differences(stored, execution_platform())
+    if changed:
+        return "claims", "platform differs from the stored one: " + "; ".join(changed)
+    return "reproduce", "platform equals the stored one"
+
+
+def _grouped(config, paths) -> list[str]:
+    """One line per (level, reason): the level, the notebooks it holds for, and why."""
+    root = Path(config.rootpath)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path in paths:
+        name = path.relative_to(root) if path.is_relative_to(root) else path
+        groups.setdefault(notebook_level(config, path), []).append(str(name))
+    lines = []
+    for (level, reason), names in sorted(groups.items()):
+        which = f"all {len(names)} notebooks" if len(names) > 1 else names[0]
+        if 1 < len(names) < len(paths):
+            which = f"{len(names)} notebooks ({', '.join(Path(n).stem for n in names)})"
+        lines.append(f"  {level.upper()} for {which}: {reason}")
+    return lines
+
+
+def pytest_report_header(config):
+    platform = execution_platform()
+    return [
+        "book platform here: " + ", ".join(f"{key} {value}" for key, value in platform.items()),
+        f"book notebooks checked at (--book-level {config.getoption('book_level')}):",
+        *_grouped(config, book_notebooks()),
+    ]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).suffix == ".ipynb" and hasattr(item, "options"):
+            level, _ = notebook_level(config, Path(str(item.fspath)))
+            if level == "claims":
+                item.options["check"] = False  # nbval still fails the cell on any error
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    ran = {
+        report.nodeid.split("::")[0]
+        for outcome, reports in terminalreporter.stats.items()
+        if outcome != "deselected"
+        for report in reports
+        if getattr(report, "nodeid", "").split("::")[0].endswith(".ipynb")
+    }
+    if not ran:
+        return
+    paths = sorted((Path(config.rootpath) / name).resolve() for name in ran)
+    terminalreporter.write_sep("=", "notebook check levels")
+    for line in _grouped(config, paths):
+        terminalreporter.write_line(line)
