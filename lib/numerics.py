@@ -11,7 +11,9 @@ kernels that any x86-64 CPU with AVX2 runs (Intel since 2013, AMD since 2015). I
 through environment variables that the libraries read once, when they load, so it must
 run before PyTorch and NumPy are imported: importing ``lib`` calls it first thing. A
 variable already set in the environment is left as it is, so the reader keeps the last
-word (``OMP_NUM_THREADS=8 jupyter lab`` sets the thread count of every library).
+word (``OMP_NUM_THREADS=8 jupyter lab`` sets the thread count of every library), and
+``LIB_KERNELS=native`` leaves the kernels to each library's own choice for this CPU (the
+fastest; the thread counts stay pinned).
 
 ``platform_record()`` lists what decides a notebook's exact outputs: the machine, the
 library versions, the kernels chosen, the thread counts and the device. The book stores
@@ -25,10 +27,22 @@ import platform
 import sys
 from importlib import metadata
 
-__all__ = ["PORTABLE_THREADS", "differences", "pin_portable_kernels", "platform_record", "portable_env"]
+__all__ = [
+    "AVX2_KERNELS",
+    "KERNELS_ENV_VAR",
+    "PORTABLE_THREADS",
+    "SET_BY_LIB",
+    "THREAD_VARS",
+    "differences",
+    "pin_portable_kernels",
+    "platform_record",
+    "portable_env",
+]
 
 #: Threads for PyTorch's intra-op pool (OpenMP), MKL and OpenBLAS.
 PORTABLE_THREADS = 2
+#: The variables that set those thread counts, read when each library loads.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 #: Environment variables that cap each library's kernels at AVX2 (read when the library loads).
 AVX2_KERNELS = {
@@ -37,6 +51,12 @@ AVX2_KERNELS = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN, PyTorch's convolutions on the CPU
     "OPENBLAS_CORETYPE": "Haswell",  # NumPy's OpenBLAS: its AVX2 kernels
 }
+
+#: The variables that ``pin_portable_kernels`` set in this process (the others came with it).
+SET_BY_LIB: set[str] = set()
+
+#: Set to ``native`` to leave the CPU kernels to each library's own choice.
+KERNELS_ENV_VAR = "LIB_KERNELS"
 
 #: The libraries whose versions decide the outputs, by distribution name.
 DISTRIBUTIONS = ("torch", "numpy", "scipy", "scikit-learn", "matplotlib", "mnist1d")
@@ -59,11 +79,17 @@ def portable_env() -> dict[str, str]:
     """The environment variables of the portable numeric mode on this machine.
 
     The thread counts everywhere; the AVX2 caps on x86-64 Linux CPUs that have AVX2 (on
-    others they would select kernels the CPU cannot run, so they are left out).
+    others they would select kernels the CPU cannot run, so they are left out), unless
+    ``LIB_KERNELS=native``.
+
+    Raises:
+        ValueError: if ``LIB_KERNELS`` is set to anything but ``native``.
     """
-    threads = str(PORTABLE_THREADS)
-    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
-    if platform.machine().lower() in ("x86_64", "amd64") and _has_avx2():
+    kernels = os.environ.get(KERNELS_ENV_VAR, "").strip()
+    if kernels not in ("", "native"):
+        raise ValueError(f"{KERNELS_ENV_VAR}={kernels!r}: use 'native' or leave it unset")
+    env = dict.fromkeys(THREAD_VARS, str(PORTABLE_THREADS))
+    if kernels != "native" and platform.machine().lower() in ("x86_64", "amd64") and _has_avx2():
         env.update(AVX2_KERNELS)
     return env
 
@@ -78,9 +104,11 @@ def pin_portable_kernels() -> bool:
     in_time = "torch" not in sys.modules and "numpy" not in sys.modules
     env = portable_env()
     if "OMP_NUM_THREADS" in os.environ:  # the reader's thread count holds for every library
-        env.update(dict.fromkeys(("MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), os.environ["OMP_NUM_THREADS"]))
+        env.update(dict.fromkeys(THREAD_VARS, os.environ["OMP_NUM_THREADS"]))
     for name, value in env.items():
-        os.environ.setdefault(name, value)
+        if name not in os.environ:
+            os.environ[name] = value
+            SET_BY_LIB.add(name)
     return in_time
 
 

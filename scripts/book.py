@@ -106,20 +106,45 @@ def book_notebooks() -> list[Path]:
 
 def execution_env() -> dict[str, str]:
     """The process environment a notebook kernel gets: the caller's plus `EXECUTION_ENV`."""
-    kept = {name: os.environ[name] for name in KEPT_FROM_MACHINE if name in os.environ}
+    kept = {
+        name: os.environ[name]
+        for name in KEPT_FROM_MACHINE
+        if name in os.environ and name not in numerics.SET_BY_LIB
+    }
     return {**os.environ, **EXECUTION_ENV, **kept}
+
+
+def varied_env(threads: int | None = None, native_kernels: bool = False) -> dict[str, str]:
+    """`execution_env()` with another thread count, or each library's own kernels for this CPU.
+
+    For checking that the claims hold beyond the portable mode; outputs are stored only from
+    `execution_env()` itself.
+    """
+    env = execution_env()
+    if threads is not None:
+        env.update(dict.fromkeys(numerics.THREAD_VARS, str(threads)))
+    if native_kernels:
+        for name in numerics.AVX2_KERNELS:
+            if name not in KEPT_FROM_MACHINE or name in numerics.SET_BY_LIB:
+                env.pop(name, None)
+        env[numerics.KERNELS_ENV_VAR] = "native"
+    return env
+
+
+def platform_of(env: dict[str, str]) -> dict[str, str]:
+    """`lib.numerics.platform_record()` as a notebook kernel started with ``env`` sees it."""
+    code = "import json, lib; print(json.dumps(lib.numerics.platform_record()))"
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"could not read this machine's platform record:\n{result.stderr}")
+    return json.loads(result.stdout)
 
 
 @functools.cache
 def execution_platform() -> dict[str, str]:
-    """`lib.numerics.platform_record()` as a notebook kernel sees it: in a fresh Python, same env."""
-    code = "import json, lib; print(json.dumps(lib.numerics.platform_record()))"
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=execution_env(), capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"could not read this machine's platform record:\n{result.stderr}")
-    return json.loads(result.stdout)
+    """The platform record of a notebook executed here as the tests execute it."""
+    return platform_of(execution_env())
 
 
 def stored_platform(nb: dict) -> dict[str, str]:

@@ -5,6 +5,7 @@ Usage:
     python scripts/execute.py --all --jobs 2             # two notebooks at a time
     python scripts/execute.py --seed-offset 3 --all      # run under other seeds, store nothing
     python scripts/execute.py --compare --all            # stored glued numbers against this machine's
+    python scripts/execute.py --claims --threads 1 --native-kernels --all   # the checks elsewhere
 
 Each notebook runs top to bottom in a fresh kernel of the current Python, in the portable
 numeric mode, with the hash seed and plotting backend of `scripts/book.py` (the same
@@ -20,6 +21,12 @@ K before the run (see `shift_seeds` for the forms it recognizes: `lib.seed(0)`, 
 cell runs even after one fails, and each failing cell is reported with its error. The
 checks of a chapter claim what holds for any seed, so the goal is no failing cell for any K.
 The exit status is 1 when a cell failed.
+
+With `--claims` nothing is stored: every cell runs as written and each failing cell is
+reported, as with `--seed-offset`. Together with `--threads N` (every library's thread count)
+and `--native-kernels` (each library's own CPU kernels instead of the portable AVX2 ones),
+which only these modes accept, it checks that the claims hold beyond the platform the
+outputs are stored from.
 
 With `--compare` nothing is stored either. Each notebook runs as it is, and every number the
 prose quotes (each `lib.glue` record) is printed as stored and as computed here, with the
@@ -49,7 +56,9 @@ from scripts.book import (  # noqa: E402
     book_notebooks,
     execution_env,
     execution_platform,
+    platform_of,
     stored_platform,
+    varied_env,
 )
 
 CELL_TIMEOUT_S = 600
@@ -109,8 +118,13 @@ def clean_metadata(nb: nbformat.NotebookNode) -> None:
         cell.metadata.pop("scrolled", None)
 
 
-def run(nb: nbformat.NotebookNode, path: Path, allow_errors: bool = False) -> float:
-    """Execute ``nb`` (read from ``path``) in a fresh kernel; return the wall-clock seconds."""
+def run(
+    nb: nbformat.NotebookNode, path: Path, allow_errors: bool = False, env: dict[str, str] | None = None
+) -> float:
+    """Execute ``nb`` (read from ``path``) in a fresh kernel; return the wall-clock seconds.
+
+    The kernel's environment is ``env``, by default `execution_env()`.
+    """
     client = NotebookClient(
         nb,
         timeout=CELL_TIMEOUT_S,
@@ -119,7 +133,7 @@ def run(nb: nbformat.NotebookNode, path: Path, allow_errors: bool = False) -> fl
         resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.perf_counter()
-    client.execute(env=execution_env())
+    client.execute(env=env or execution_env())
     return time.perf_counter() - start
 
 
@@ -143,17 +157,17 @@ def failing_cells(nb: nbformat.NotebookNode) -> list[str]:
     return failures
 
 
-def try_seeds(path: Path, offset: int) -> tuple[float, list[str]]:
-    """Execute one notebook with its seeds shifted by ``offset``, storing nothing."""
+def check_claims(path: Path, offset: int = 0, env: dict[str, str] | None = None) -> tuple[float, list[str]]:
+    """Execute one notebook, with its seeds shifted by ``offset``, storing nothing; report failing cells."""
     nb = nbformat.read(path, as_version=4)
     shifted = 0
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.source, count = shift_seeds(cell.source, offset)
             shifted += count
-    if shifted == 0:
+    if offset and shifted == 0:
         return 0.0, ["no seed found to shift"]
-    elapsed = run(nb, path, allow_errors=True)
+    elapsed = run(nb, path, allow_errors=True, env=env)
     return elapsed, failing_cells(nb)
 
 
@@ -189,13 +203,14 @@ def relative_difference(stored: str, here: str) -> float:
     return largest
 
 
-def compare(path: Path) -> tuple[float, list[str]]:
+def compare(path: Path, env: dict[str, str] | None = None) -> tuple[float, list[str]]:
     """Execute one notebook as stored, storing nothing; report its glued values, stored against here."""
     stored = nbformat.read(path, as_version=4)
     nb = copy.deepcopy(stored)
-    elapsed = run(nb, path, allow_errors=True)
+    elapsed = run(nb, path, allow_errors=True, env=env)
     before, after = glued_values(stored), glued_values(nb)
-    platform = differences(stored_platform(stored), execution_platform())
+    here = execution_platform() if env is None else platform_of(env)
+    platform = differences(stored_platform(stored), here)
     lines = [f"platform, stored -> here: {'; '.join(platform) if platform else 'the same'}"]
     rows = [(name, before.get(name, "(none)"), after.get(name, "(none)")) for name in before | after]
     diffs = [relative_difference(old, new) for _, old, new in rows]
@@ -229,6 +244,9 @@ def main() -> None:
         help="shift every seed by K (K >= 1), report failing cells, store nothing",
     )
     mode.add_argument(
+        "--claims", action="store_true", help="run every cell as written, report failing cells, store nothing"
+    )
+    mode.add_argument(
         "--compare",
         action="store_true",
         help="print the glued values stored against this machine's, store nothing",
@@ -236,22 +254,47 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="notebooks run at a time (N >= 1, default 1)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="with --claims, --seed-offset or --compare: N threads in every library (N >= 1)",
+    )
+    parser.add_argument(
+        "--native-kernels",
+        action="store_true",
+        help="with --claims, --seed-offset or --compare: each library's own CPU kernels, not AVX2",
+    )
     args = parser.parse_args()
     notebooks = book_notebooks() if args.all else args.notebooks
     if not notebooks:
         parser.error("name one or more notebooks, or pass --all")
     if args.seed_offset is not None and args.seed_offset < 1:
         parser.error(f"--seed-offset must be >= 1, got {args.seed_offset}")
+    stores = not (args.claims or args.compare or args.seed_offset is not None)
+    if stores and (args.threads is not None or args.native_kernels):
+        parser.error("--threads and --native-kernels need --claims, --seed-offset or --compare")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     missing = [str(p) for p in notebooks if not p.is_file()]
     if missing:
         parser.error(f"no such notebook: {', '.join(missing)}")
 
+    env = None
+    if args.threads is not None or args.native_kernels:
+        env = varied_env(args.threads, args.native_kernels)
+        here = platform_of(env)
+        kernels = f"torch {here['torch CPU kernels']}, numpy {here['numpy BLAS']}"
+        print(f"running with kernels {kernels} and {here['threads']} threads")
     if args.compare:
-        task, label = compare, "compared"
+        task, label = (lambda path: compare(path, env)), "compared"
+    elif args.claims:
+        task, label = (lambda path: check_claims(path, 0, env)), "claims"
     elif args.seed_offset is not None:
-        task, label = (lambda path: try_seeds(path, args.seed_offset)), f"seed offset {args.seed_offset}"
+        task = lambda path: check_claims(path, args.seed_offset, env)  # noqa: E731
+        label = f"seed offset {args.seed_offset}"
     else:
         task, label = execute, "stored"
     execution_platform()  # read once, before the notebooks run side by side
