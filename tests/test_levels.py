@@ -17,8 +17,8 @@ import pytest
 
 from lib import numerics
 from scripts import levels
-from scripts.book import PLATFORM_KEY, ROOT, execution_env, execution_platform
-from scripts.execute import execute, glued_values, relative_difference
+from scripts.book import PLATFORM_KEY, ROOT, execution_env, execution_platform, platform_of, varied_env
+from scripts.execute import check_claims, compare, execute, glued_values, relative_difference
 
 
 class Options:
@@ -229,3 +229,22 @@ def test_a_notebook_stored_elsewhere_is_checked_at_the_claims_level(executed):
     code, out = run_pytest(executed)
     assert code == 0, out
     assert "CLAIMS for small.ipynb: platform differs from the stored one: torch CPU kernels: AVX512" in out
+
+
+@pytest.mark.slow
+def test_compare_prints_each_glued_value_stored_against_here(executed):
+    _, lines = compare(executed)
+    mean = glued_values(nbformat.read(executed, as_version=4))["mean"]
+    assert lines[0] == "platform, stored -> here: the same"
+    assert lines[2].split() == ["mean", mean, mean, "0"]
+    assert lines[-1] == "0 of 1 glued values differ; largest relative difference 0 (mean)"
+
+
+@pytest.mark.slow
+def test_claims_run_with_one_thread_and_each_librarys_own_kernels(executed):
+    env = varied_env(threads=1, native_kernels=True)
+    record = platform_of(env)
+    assert record["threads"] == "1"
+    assert numerics.differences(execution_platform(), record)  # another platform than the stored one
+    _, failures = check_claims(executed, env=env)
+    assert failures == []
