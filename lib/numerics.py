@@ -3,8 +3,8 @@
 A float sum depends on the order of its terms, and the order depends on the kernel that
 computes it: PyTorch picks its CPU kernels by the instruction set of the processor
 (AVX2 or AVX-512), so do MKL, oneDNN and NumPy's OpenBLAS, and every thread count splits
-sums differently. The same notebook, the same seeds, therefore print numbers that differ
-in the third digit on two x86 machines, though every claim holds on both.
+sums differently. The same notebook, with the same seeds, therefore prints numbers that
+differ in their last digits on two x86 machines, though every claim holds on both.
 
 ``pin_portable_kernels()`` caps every one of those choices at AVX2 and two threads, the
 kernels that any x86-64 CPU with AVX2 runs (Intel since 2013, AMD since 2015). It works
