@@ -13,7 +13,7 @@ run before PyTorch and NumPy are imported: importing ``lib`` calls it first thin
 variable already set in the environment is left as it is, so the reader keeps the last
 word (``OMP_NUM_THREADS=8 jupyter lab`` sets the thread count of every library), and
 ``LIB_KERNELS=native`` leaves the kernels to each library's own choice for this CPU (the
-fastest; the thread counts stay pinned).
+thread counts stay pinned).
 
 ``platform_record()`` lists what decides a notebook's exact outputs: the machine, the
 library versions, the kernels chosen, the thread counts and the device. The book stores
@@ -31,10 +31,10 @@ __all__ = [
     "AVX2_KERNELS",
     "KERNELS_ENV_VAR",
     "PORTABLE_THREADS",
-    "SET_BY_LIB",
     "THREAD_VARS",
     "differences",
     "pin_portable_kernels",
+    "pinned_by_lib",
     "platform_record",
     "portable_env",
 ]
@@ -52,8 +52,7 @@ AVX2_KERNELS = {
     "OPENBLAS_CORETYPE": "Haswell",  # NumPy's OpenBLAS: its AVX2 kernels
 }
 
-#: The variables that ``pin_portable_kernels`` set in this process (the others came with it).
-SET_BY_LIB: set[str] = set()
+_pinned: set[str] = set()  # the variables pin_portable_kernels set in this process
 
 #: Set to ``native`` to leave the CPU kernels to each library's own choice.
 KERNELS_ENV_VAR = "LIB_KERNELS"
@@ -98,8 +97,8 @@ def pin_portable_kernels() -> bool:
     """Set the portable mode's variables (those not already set) before the libraries load.
 
     Returns:
-        True if it was in time: neither PyTorch nor NumPy was imported yet. False if one
-        was; the variables are then still set, for the processes this one starts.
+        Whether it was in time, that is, neither PyTorch nor NumPy was imported yet. If one
+        was, the variables are still set, for the processes this one starts.
     """
     in_time = "torch" not in sys.modules and "numpy" not in sys.modules
     env = portable_env()
@@ -108,8 +107,13 @@ def pin_portable_kernels() -> bool:
     for name, value in env.items():
         if name not in os.environ:
             os.environ[name] = value
-            SET_BY_LIB.add(name)
+            _pinned.add(name)
     return in_time
+
+
+def pinned_by_lib() -> frozenset[str]:
+    """The variables that ``pin_portable_kernels`` set in this process; the others came with it."""
+    return frozenset(_pinned)
 
 
 def _version(distribution: str) -> str:
@@ -149,9 +153,9 @@ def platform_record() -> dict[str, str]:
     """What decides the exact outputs of a notebook run in this process.
 
     Returns:
-        A flat dictionary of strings: the processor architecture, the Python and library
-        versions, PyTorch's CPU kernels and BLAS, NumPy's BLAS kernel, the thread count
-        and the device ``lib.get_device()`` picks.
+        A flat dictionary of strings, with the processor architecture, the Python and
+        library versions, PyTorch's CPU kernels and BLAS, NumPy's BLAS kernel, the thread
+        count and the device ``lib.get_device()`` picks.
     """
     import torch
 

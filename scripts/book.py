@@ -109,7 +109,7 @@ def execution_env() -> dict[str, str]:
     kept = {
         name: os.environ[name]
         for name in KEPT_FROM_MACHINE
-        if name in os.environ and name not in numerics.SET_BY_LIB
+        if name in os.environ and name not in numerics.pinned_by_lib()
     }
     return {**os.environ, **EXECUTION_ENV, **kept}
 
@@ -125,7 +125,7 @@ def varied_env(threads: int | None = None, native_kernels: bool = False) -> dict
         env.update(dict.fromkeys(numerics.THREAD_VARS, str(threads)))
     if native_kernels:
         for name in numerics.AVX2_KERNELS:
-            if name not in KEPT_FROM_MACHINE or name in numerics.SET_BY_LIB:
+            if name not in KEPT_FROM_MACHINE or name in numerics.pinned_by_lib():
                 env.pop(name, None)
         env[numerics.KERNELS_ENV_VAR] = "native"
     return env
