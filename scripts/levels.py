@@ -1,4 +1,4 @@
-"""The two levels at which `pytest` checks a notebook of the book (a pytest plugin; see tests/conftest.py).
+"""The two levels at which `pytest` checks a notebook of the book (a pytest plugin; see conftest.py).
 
 - **reproduce**: every cell runs and its text outputs equal the stored ones byte for byte
   (nbval, strict).
@@ -43,16 +43,18 @@ def _stored_platform(path: Path) -> tuple[tuple[str, str], ...]:
 
 def notebook_level(config, path: Path) -> tuple[str, str]:
     """The level at which ``path`` is checked in this run, and the reason."""
+    stored = dict(_stored_platform(Path(path).resolve()))
+    changed = differences(stored, execution_platform())
+    if not stored:
+        level, reason = "claims", "no platform recorded in the notebook (store it with scripts/execute.py)"
+    elif changed:
+        level, reason = "claims", "platform differs from the stored one: " + "; ".join(changed)
+    else:
+        level, reason = "reproduce", "platform equals the stored one"
     forced = config.getoption("book_level")
     if forced != "auto":
-        return forced, f"forced by --book-level {forced}"
-    stored = dict(_stored_platform(Path(path).resolve()))
-    if not stored:
-        return "claims", "no platform recorded in the notebook (store it with scripts/execute.py)"
-    changed = differences(stored, execution_platform())
-    if changed:
-        return "claims", "platform differs from the stored one: " + "; ".join(changed)
-    return "reproduce", "platform equals the stored one"
+        return forced, f"forced by --book-level {forced} ({reason})"
+    return level, reason
 
 
 def _grouped(config, paths) -> list[str]:

@@ -66,8 +66,10 @@ def test_a_notebook_without_a_record_has_its_claims_checked(tmp_path):
 def test_the_flag_forces_a_level_for_every_notebook(tmp_path, forced):
     same = notebook(tmp_path / "same.ipynb", execution_platform(), ["1"])
     other = notebook(tmp_path / "other.ipynb", {"torch": "0.0"}, ["1"])
-    for path in (same, other):
-        assert levels.notebook_level(Options(forced), path) == (forced, f"forced by --book-level {forced}")
+    level, reason = levels.notebook_level(Options(forced), same)
+    assert (level, reason) == (forced, f"forced by --book-level {forced} (platform equals the stored one)")
+    level, reason = levels.notebook_level(Options(forced), other)
+    assert level == forced and reason.startswith(f"forced by --book-level {forced} (platform differs")
 
 
 def test_every_book_notebook_records_the_platform_of_its_outputs():
@@ -203,7 +205,7 @@ def test_reproduce_fails_on_an_output_edited_by_hand_and_claims_does_not(execute
     assert code != 0 and "Cell outputs differ" in out, out
     code, out = run_pytest(executed, "--book-level", "claims")
     assert code == 0, out
-    assert "CLAIMS for small.ipynb: forced by --book-level claims" in out
+    assert "CLAIMS for small.ipynb: forced by --book-level claims (platform equals the stored one)" in out
 
 
 @pytest.mark.slow

@@ -1,5 +1,8 @@
 """Shared test set-up: markers, and notebooks run under nbval with the book's execution environment.
 
+It sits at the repository root so that it holds for every path given to pytest:
+``pytest chapters/07_loss.ipynb`` runs the notebook exactly as the full suite does.
+
 Each notebook is checked at one of two levels, reproduce or claims (see ``scripts/levels.py``).
 
 Markers (registered in ``pyproject.toml``):
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.book import execution_env  # noqa: E402
