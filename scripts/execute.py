@@ -13,7 +13,8 @@ settings `pytest` uses), and is saved with clean metadata (no execution timestam
 generic kernel spec) plus the record of the platform its outputs come from
 (`lib.numerics.platform_record()`), which tells `pytest` where they can be reproduced.
 Prints the wall-clock time of each notebook. `--jobs N` runs N notebooks at a time, each in
-its own kernel with the same thread count, so the outputs do not depend on N.
+its own kernel with the same thread count, so the outputs do not depend on N, except the
+wall-clock measurements of chapters 2, 3 and 3b: store those alone, on a quiet machine.
 
 With `--seed-offset K` nothing is stored. Every seed written in a code cell is shifted by
 K before the run (see `shift_seeds` for the forms it recognizes: `lib.seed(0)`, `seed=0`,
@@ -25,8 +26,8 @@ The exit status is 1 when a cell failed.
 With `--claims` nothing is stored: every cell runs as written and each failing cell is
 reported, as with `--seed-offset`. Together with `--threads N` (every library's thread count)
 and `--native-kernels` (each library's own CPU kernels instead of the portable AVX2 ones),
-which only these modes accept, it checks that the claims hold beyond the platform the
-outputs are stored from.
+both accepted by the three modes that store nothing, it checks that the claims hold beyond
+the platform the outputs are stored from.
 
 With `--compare` nothing is stored either. Each notebook runs as it is, and every number the
 prose quotes (each `lib.glue` record) is printed as stored and as computed here, with the
