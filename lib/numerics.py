@@ -3,20 +3,22 @@
 A float sum depends on the order of its terms, and the order depends on the kernel that
 computes it: PyTorch picks its CPU kernels by the instruction set of the processor
 (AVX2 or AVX-512), so do MKL, oneDNN and NumPy's OpenBLAS, and every thread count splits
-sums differently. The same notebook, with the same seeds, therefore prints numbers that
-differ in their last digits on two x86 machines, though every claim holds on both.
+sums differently. The same notebook, with the same seeds, therefore prints other numbers on
+two x86 machines: the last digits of one sum, and more after many training steps.
 
 ``pin_portable_kernels()`` caps every one of those choices at AVX2 and two threads, the
 kernels that any x86-64 CPU with AVX2 runs (Intel since 2013, AMD since 2015). It works
 through environment variables that the libraries read once, when they load, so it must
 run before PyTorch and NumPy are imported: importing ``lib`` calls it first thing. A
 variable already set in the environment is left as it is, so the reader keeps the last
-word (``OMP_NUM_THREADS=8 jupyter lab`` sets the thread count of every library), and
+word (``OMP_NUM_THREADS=8 jupyter lab`` asks every library for 8 threads; PyTorch stops
+at the number of cores), and
 ``LIB_KERNELS=native`` leaves the kernels to each library's own choice for this CPU (the
 thread counts stay pinned).
 
 ``platform_record()`` lists what decides a notebook's exact outputs: the machine, the
-library versions, the kernels chosen, the thread counts and the device. The book stores
+Python and library versions, PyTorch's and NumPy's kernels, PyTorch's thread count and the
+device. The book stores
 it in each notebook when the notebook is executed; the tests reproduce the stored outputs
 byte for byte only where the record here equals the stored one, and elsewhere check the
 claims (every assert) without comparing outputs.
@@ -77,9 +79,10 @@ def _has_avx2() -> bool:
 def portable_env() -> dict[str, str]:
     """The environment variables of the portable numeric mode on this machine.
 
-    The thread counts everywhere; the AVX2 caps on x86-64 Linux CPUs that have AVX2 (on
-    others they would select kernels the CPU cannot run, so they are left out), unless
-    ``LIB_KERNELS=native``.
+    The thread counts everywhere; the AVX2 caps on x86-64 Linux CPUs that have AVX2 and FMA,
+    unless ``LIB_KERNELS=native``. They are left out where /proc/cpuinfo does not show both
+    (on a CPU without AVX2 they would select kernels it cannot run; macOS and Windows have
+    no /proc/cpuinfo).
 
     Raises:
         ValueError: if ``LIB_KERNELS`` is set to anything but ``native``.
@@ -112,7 +115,7 @@ def pin_portable_kernels() -> bool:
 
 
 def pinned_by_lib() -> frozenset[str]:
-    """The variables that ``pin_portable_kernels`` set in this process; the others came with it."""
+    """The variables that ``pin_portable_kernels`` set in this process (not those already set)."""
     return frozenset(_pinned)
 
 

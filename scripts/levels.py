@@ -4,14 +4,16 @@
   (nbval, strict).
 - **claims**: every cell runs and every assert holds; the outputs are not compared.
 
-Exact outputs come back only on the platform that stored them: the same library versions,
-CPU kernels, BLAS, thread count and device (`lib.numerics.platform_record()`, kept in each
+Exact outputs come back only on the platform that stored them: the same machine, Python and
+library versions, CPU kernels, BLAS, thread count and device (`lib.numerics.platform_record()`, kept in each
 notebook's metadata by `scripts/execute.py`). With `--book-level auto`, the default, a
 notebook is checked at the reproduce level where this machine's record, read as a notebook
 kernel reads it, equals the stored one, and at the claims level elsewhere. The level of
 every notebook, and why, is printed at the top of the run and in its summary.
-`--book-level reproduce` or `--book-level claims` forces one level for every notebook; CI
-forces reproduce.
+`--book-level reproduce` or `--book-level claims` forces one level for every notebook:
+`.ci/run` and the GitHub workflow force reproduce on x86-64, and the workflow's ARM job claims.
+Text masked by `nbval_sanitize.cfg` and cells tagged `nbval-ignore-output` (timings) are not
+compared at either level.
 """
 
 import functools
