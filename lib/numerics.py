@@ -26,7 +26,6 @@ claims (every assert) without comparing outputs.
 
 import os
 import platform
-import sys
 from importlib import metadata
 
 __all__ = [
@@ -96,14 +95,12 @@ def portable_env() -> dict[str, str]:
     return env
 
 
-def pin_portable_kernels() -> bool:
+def pin_portable_kernels() -> None:
     """Set the portable mode's variables (those not already set) before the libraries load.
 
-    Returns:
-        Whether it was in time, that is, neither PyTorch nor NumPy was imported yet. If one
-        was, the variables are still set, for the processes this one starts.
+    Called by ``import lib``. In a process that already imported PyTorch or NumPy it comes
+    too late for them; the variables still reach the processes this one starts.
     """
-    in_time = "torch" not in sys.modules and "numpy" not in sys.modules
     env = portable_env()
     if "OMP_NUM_THREADS" in os.environ:  # the reader's thread count holds for every library
         env.update(dict.fromkeys(THREAD_VARS, os.environ["OMP_NUM_THREADS"]))
@@ -111,7 +108,6 @@ def pin_portable_kernels() -> bool:
         if name not in os.environ:
             os.environ[name] = value
             _pinned.add(name)
-    return in_time
 
 
 def pinned_by_lib() -> frozenset[str]:

@@ -38,6 +38,7 @@ how a reader sees what a different machine changes in the book's numbers.
 import argparse
 import ast
 import copy
+import functools
 import math
 import re
 import sys
@@ -138,13 +139,13 @@ def run(
     return time.perf_counter() - start
 
 
-def execute(path: Path) -> tuple[float, list[str]]:
-    """Execute one notebook in place; return its wall-clock time in seconds (and no report)."""
+def execute(path: Path) -> tuple[float, list[str], list[str]]:
+    """Execute one notebook in place; return its wall-clock time in seconds (no report, no failure)."""
     nb = nbformat.read(path, as_version=4)
     elapsed = run(nb, path)
     clean_metadata(nb)
     nbformat.write(nb, path)
-    return elapsed, []
+    return elapsed, [], []
 
 
 def failing_cells(nb: nbformat.NotebookNode) -> list[str]:
@@ -158,7 +159,9 @@ def failing_cells(nb: nbformat.NotebookNode) -> list[str]:
     return failures
 
 
-def check_claims(path: Path, offset: int = 0, env: dict[str, str] | None = None) -> tuple[float, list[str]]:
+def check_claims(
+    path: Path, offset: int = 0, env: dict[str, str] | None = None
+) -> tuple[float, list[str], list[str]]:
     """Execute one notebook, with its seeds shifted by ``offset``, storing nothing; report failing cells."""
     nb = nbformat.read(path, as_version=4)
     shifted = 0
@@ -167,9 +170,9 @@ def check_claims(path: Path, offset: int = 0, env: dict[str, str] | None = None)
             cell.source, count = shift_seeds(cell.source, offset)
             shifted += count
     if offset and shifted == 0:
-        return 0.0, ["no seed found to shift"]
+        return 0.0, [], ["no seed found to shift"]
     elapsed = run(nb, path, allow_errors=True, env=env)
-    return elapsed, failing_cells(nb)
+    return elapsed, [], failing_cells(nb)
 
 
 def glued_values(nb: nbformat.NotebookNode) -> dict[str, str]:
@@ -204,7 +207,7 @@ def relative_difference(stored: str, here: str) -> float:
     return largest
 
 
-def compare(path: Path, env: dict[str, str] | None = None) -> tuple[float, list[str]]:
+def compare(path: Path, env: dict[str, str] | None = None) -> tuple[float, list[str], list[str]]:
     """Execute one notebook as stored, storing nothing; report its glued values, stored against here."""
     stored = nbformat.read(path, as_version=4)
     nb = copy.deepcopy(stored)
@@ -228,7 +231,7 @@ def compare(path: Path, env: dict[str, str] | None = None) -> tuple[float, list[
         )
     else:
         lines.append("no glued values")
-    return elapsed, lines + failing_cells(nb)
+    return elapsed, lines, failing_cells(nb)
 
 
 def main() -> None:
@@ -290,24 +293,21 @@ def main() -> None:
         kernels = f"torch {here['torch CPU kernels']}, numpy {here['numpy BLAS']}"
         print(f"running with kernels {kernels} and {here['threads']} threads")
     if args.compare:
-        task, label = (lambda path: compare(path, env)), "compared"
-    elif args.claims:
-        task, label = (lambda path: check_claims(path, 0, env)), "claims"
-    elif args.seed_offset is not None:
-        task = lambda path: check_claims(path, args.seed_offset, env)  # noqa: E731
-        label = f"seed offset {args.seed_offset}"
+        task, label = functools.partial(compare, env=env), "compared"
+    elif args.claims or args.seed_offset is not None:
+        task = functools.partial(check_claims, offset=args.seed_offset or 0, env=env)
+        label = "claims" if args.claims else f"seed offset {args.seed_offset}"
     else:
         task, label = execute, "stored"
     execution_platform()  # read once, before the notebooks run side by side
     start, total, failed = time.perf_counter(), 0.0, 0
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for path, (seconds, lines) in zip(notebooks, pool.map(task, notebooks)):
+        for path, (seconds, report, failures) in zip(notebooks, pool.map(task, notebooks)):
             name = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
-            errors = [line for line in lines if line.startswith(("cell ", "no seed"))]
-            failed += len(errors)
-            status = "ok" if not errors else f"{len(errors)} failing cell(s)"
+            failed += len(failures)
+            status = "ok" if not failures else f"{len(failures)} failing cell(s)"
             print(f"{name}: {seconds:.1f} s, {label}: {status}", flush=True)
-            for line in lines:
+            for line in report + failures:
                 print(f"    {line}", flush=True)
             total += seconds
     print(f"total: {total:.1f} s of notebook time, {time.perf_counter() - start:.1f} s wall-clock")

@@ -235,7 +235,8 @@ def test_a_notebook_stored_elsewhere_is_checked_at_the_claims_level(executed):
 
 @pytest.mark.slow
 def test_compare_prints_each_glued_value_stored_against_here(executed):
-    _, lines = compare(executed)
+    _, lines, failures = compare(executed)
+    assert failures == []
     mean = glued_values(nbformat.read(executed, as_version=4))["mean"]
     assert lines[0] == "platform, stored -> here: the same"
     assert lines[2].split() == ["mean", mean, mean, "0"]
@@ -247,6 +248,5 @@ def test_claims_run_with_one_thread_and_each_librarys_own_kernels(executed):
     env = varied_env(threads=1, native_kernels=True)
     record = platform_of(env)
     assert record["threads"] == "1"
-    assert numerics.differences(execution_platform(), record)  # another platform than the stored one
-    _, failures = check_claims(executed, env=env)
+    _, _, failures = check_claims(executed, env=env)
     assert failures == []
