@@ -1,10 +1,14 @@
-r"""Optimizers written from scratch, one readable in-place loop per parameter.
+r"""Optimizers written from scratch: a readable in-place loop per parameter, and the same
+step over all parameters at once.
 
 Every class here is a subclass of ``torch.optim.Optimizer`` with the same class name,
 argument names, defaults and state names as its ``torch.optim`` counterpart, so that
 ``lib.optim.Adam(params, lr=1e-3)`` and ``torch.optim.Adam(params, lr=1e-3)`` can be swapped
-and their ``state_dict()`` read the same. The tests check each one against
-``torch.optim.X(foreach=False)`` step by step.
+and their ``state_dict()`` read the same. Each step exists twice: ``foreach=False`` loops
+over the parameters, one op per formula line and parameter; ``foreach=True`` issues one
+``torch._foreach_*`` call per formula line for all parameters together, which is why
+torch's default is faster on models with many small tensors. The tests check each path
+against ``torch.optim.X(foreach=False)`` and ``torch.optim.X(foreach=True)`` step by step.
 
 Notation used in every docstring: :math:`\theta_t` are the parameters after step
 :math:`t`, :math:`g_t = \nabla_\theta f(\theta_{t-1})` the gradient at step :math:`t`,
@@ -17,7 +21,7 @@ any optimizer, and ``SWATS`` is ``Adam`` that switches itself to SGD.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -44,6 +48,27 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- helpers
+#
+# Two ways to run one step. Every optimizer here has both, chosen by its ``foreach``
+# argument, and each issues the ops of torch's path of the same name in the same order:
+#
+# * Per parameter (``foreach=False``, torch's ``_single_tensor_*``): a Python loop over the
+#   parameters, one tensor op per formula line. A model with P parameter tensors costs
+#   about P x (lines) separate ops, each paying Python and dispatch overhead (microseconds
+#   on a CPU, a kernel launch on a GPU): with many small tensors that overhead, not the
+#   arithmetic, is the step's time.
+# * Multi-tensor (``foreach=True``, torch's ``_multi_tensor_*``, its default on GPUs): one
+#   ``torch._foreach_*`` call per formula line, over the lists of all parameters, gradients
+#   and states at once. The overhead is paid once per line instead of once per parameter,
+#   and on a GPU one kernel covers many tensors. The arithmetic is the same, but grouped
+#   differently in places (a step size folded into a list of scalars), so the two paths
+#   agree to rounding, not bit for bit; each is bit-identical on the CPU to torch's.
+#
+# The torch._foreach_* functions are underscore names, yet they are the API that torch's
+# own optimizers call, and their signatures have stayed put: lib calls only those that
+# torch 2.1 (the floor in pyproject.toml) already calls in its multi-tensor optimizers or
+# in clip_grad_norm_(foreach=True), with the same arguments (tests/test_checks.py holds
+# the list).
 
 
 def _check_betas(betas: tuple[float, float]) -> None:
@@ -71,6 +96,14 @@ def _evaluate(closure: Callable[[], float] | None) -> Any:
         return None
     with torch.enable_grad():
         return closure()
+
+
+def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:
+    """The group's ``foreach``; ``None`` chooses as torch does: multi-tensor when every
+    parameter is on a GPU, the per-parameter loop otherwise (so CPU runs stay unchanged)."""
+    if group["foreach"] is not None:
+        return group["foreach"]
+    return all(p.device.type in ("cuda", "xpu") for p in params)
 
 
 def _gradient(param: Tensor, maximize: bool, weight_decay: float) -> Tensor:
@@ -108,9 +141,44 @@ def _adam_family_gradient(
     return _gradient(param, maximize, weight_decay)
 
 
+def _gradients_foreach(
+    params: list[Tensor], maximize: bool, weight_decay: float, decoupled: bool = False, lr: float = 0.0
+) -> list[Tensor]:
+    r"""``_adam_family_gradient`` for all ``params`` at once: one ``_foreach`` call per line.
+
+    Returns the ``.grad`` tensors themselves when nothing changes them (never modified).
+    """
+    grads = [p.grad for p in params]
+    if maximize:
+        # g <- -g
+        grads = torch._foreach_neg(grads)
+    if weight_decay != 0 and decoupled:
+        # theta <- (1 - lr * lambda) * theta
+        torch._foreach_mul_(params, 1 - lr * weight_decay)
+    elif weight_decay != 0:
+        # g <- g + lambda * theta
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    return grads
+
+
 def _new_step() -> Tensor:
     """A fresh step counter, stored as a scalar tensor like torch stores it."""
     return torch.tensor(0.0, dtype=_scalar_dtype())
+
+
+def _zeros(param: Tensor) -> Tensor:
+    """A state tensor of zeros shaped and strided like ``param``."""
+    return torch.zeros_like(param, memory_format=torch.preserve_format)
+
+
+def _count_steps(states: list[dict[str, Any]], foreach: bool) -> list[float]:
+    """t <- t + 1 in each state's ``step`` (one call for all with ``foreach``); return the t's."""
+    if foreach:
+        torch._foreach_add_([s["step"] for s in states], 1)
+    else:
+        for state in states:
+            state["step"] += 1
+    return [s["step"].item() for s in states]  # CPU scalars: no device sync
 
 
 # ----------------------------------------------------------------------------- SGD
@@ -151,6 +219,8 @@ class SGD(Optimizer):
         weight_decay: L2 penalty :math:`\lambda \ge 0` (default 0).
         nesterov: use Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
         maximize: maximize the objective instead of minimizing it.
+        foreach: one ``torch._foreach_*`` call per formula line over all parameters
+            (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
     Raises:
         ValueError: on a negative ``lr``, ``momentum`` or ``weight_decay``, a ``dampening``
@@ -176,6 +246,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         checks.number("lr", lr, 0)
         checks.number("momentum", momentum, 0)
@@ -193,6 +264,7 @@ class SGD(Optimizer):
             weight_decay=weight_decay,
             nesterov=nesterov,
             maximize=maximize,
+            foreach=foreach,
         )
         super().__init__(params, defaults)
 
@@ -201,26 +273,53 @@ class SGD(Optimizer):
         """Perform one update; return the loss from ``closure`` if one is given."""
         loss = _evaluate(closure)
         for group in self.param_groups:
-            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                # g <- grad + lambda * theta
-                grad = _gradient(param, group["maximize"], group["weight_decay"])
-                if momentum != 0:
-                    state = self.state[param]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        # b_1 <- g_1
-                        buf = state["momentum_buffer"] = grad.detach().clone()
-                    else:
-                        # b <- mu * b + (1 - dampening) * g
-                        buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-                    # d <- g + mu * b (Nesterov) or d <- b
-                    grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
-                # theta <- theta - lr * d
-                param.add_(grad, alpha=-lr)
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
         return loss
+
+    def _step_loop(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """One step, parameter by parameter."""
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        for param in params:
+            # g <- grad + lambda * theta
+            grad = _gradient(param, group["maximize"], group["weight_decay"])
+            if momentum != 0:
+                state = self.state[param]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    # b_1 <- g_1
+                    buf = state["momentum_buffer"] = grad.detach().clone()
+                else:
+                    # b <- mu * b + (1 - dampening) * g
+                    buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+                # d <- g + mu * b (Nesterov) or d <- b
+                grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+            # theta <- theta - lr * d
+            param.add_(grad, alpha=-lr)
+
+    def _step_foreach(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """The same step with one ``_foreach`` call per line over all parameters."""
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        # g <- grad + lambda * theta
+        grads = _gradients_foreach(params, group["maximize"], group["weight_decay"])
+        if momentum != 0:
+            states = [self.state[p] for p in params]
+            bufs = [s.get("momentum_buffer") for s in states]
+            if all(buf is not None for buf in bufs):
+                # b <- mu * b + (1 - dampening) * g
+                torch._foreach_mul_(bufs, momentum)
+                torch._foreach_add_(bufs, grads, alpha=1 - dampening)
+            else:  # the first step (b_1 <- g_1), or a parameter that got its first gradient
+                for i, (state, grad) in enumerate(zip(states, grads)):
+                    if bufs[i] is None:
+                        bufs[i] = state["momentum_buffer"] = grad.detach().clone()
+                    else:
+                        bufs[i].mul_(momentum).add_(grad, alpha=1 - dampening)
+            # d <- g + mu * b (Nesterov) or d <- b
+            grads = torch._foreach_add(grads, bufs, alpha=momentum) if group["nesterov"] else bufs
+        # theta <- theta - lr * d
+        torch._foreach_add_(params, grads, alpha=-lr)
 
 
 # ----------------------------------------------------------------------------- AdaGrad
@@ -250,6 +349,8 @@ class Adagrad(Optimizer):
         initial_accumulator_value: starting value of :math:`G` (default 0).
         eps: :math:`\epsilon \ge 0` added to the root (default ``1e-10``).
         maximize: maximize the objective instead of minimizing it.
+        foreach: one ``torch._foreach_*`` call per formula line over all parameters
+            (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
     Raises:
         ValueError: if any of ``lr``, ``lr_decay``, ``weight_decay``,
@@ -274,6 +375,7 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         checks.number("lr", lr, 0)
         checks.number("lr_decay", lr_decay, 0)
@@ -287,6 +389,7 @@ class Adagrad(Optimizer):
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
             maximize=maximize,
+            foreach=foreach,
         )
         super().__init__(params, defaults)  # calls add_param_group, which creates the state
 
@@ -309,22 +412,41 @@ class Adagrad(Optimizer):
         """Perform one update; return the loss from ``closure`` if one is given."""
         loss = _evaluate(closure)
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state[param]
-                state["step"] += 1
-                step = state["step"].item()
-                # g <- grad + lambda * theta
-                grad = _gradient(param, group["maximize"], group["weight_decay"])
-                # lr_t <- lr / (1 + (t - 1) * lr_decay)
-                clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
-                # G <- G + g * g
-                state["sum"].addcmul_(grad, grad, value=1)
-                # theta <- theta - lr_t * g / (sqrt(G) + eps)
-                std = state["sum"].sqrt().add_(group["eps"])
-                param.addcdiv_(grad, std, value=-clr)
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
         return loss
+
+    def _step_loop(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """One step, parameter by parameter."""
+        for param in params:
+            state = self.state[param]
+            (step,) = _count_steps([state], foreach=False)
+            # g <- grad + lambda * theta
+            grad = _gradient(param, group["maximize"], group["weight_decay"])
+            # lr_t <- lr / (1 + (t - 1) * lr_decay)
+            clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+            # G <- G + g * g
+            state["sum"].addcmul_(grad, grad, value=1)
+            # theta <- theta - lr_t * g / (sqrt(G) + eps)
+            std = state["sum"].sqrt().add_(group["eps"])
+            param.addcdiv_(grad, std, value=-clr)
+
+    def _step_foreach(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """The same step with one ``_foreach`` call per line over all parameters."""
+        states = [self.state[p] for p in params]
+        sums = [s["sum"] for s in states]
+        steps = _count_steps(states, foreach=True)
+        # g <- grad + lambda * theta
+        grads = _gradients_foreach(params, group["maximize"], group["weight_decay"])
+        # -lr_t <- -lr / (1 + (t - 1) * lr_decay), one number per parameter
+        minus_clr = [-group["lr"] / (1 + (t - 1) * group["lr_decay"]) for t in steps]
+        # G <- G + g * g
+        torch._foreach_addcmul_(sums, grads, grads, value=1)
+        # theta <- theta - lr_t * g / (sqrt(G) + eps)
+        std = torch._foreach_sqrt(sums)
+        torch._foreach_add_(std, group["eps"])
+        torch._foreach_addcdiv_(params, torch._foreach_mul(grads, minus_clr), std)
 
 
 # ----------------------------------------------------------------------------- RMSprop
@@ -359,6 +481,8 @@ class RMSprop(Optimizer):
         momentum: momentum factor :math:`\mu \ge 0` (default 0).
         centered: divide by the estimated standard deviation instead of the RMS.
         maximize: maximize the objective instead of minimizing it.
+        foreach: one ``torch._foreach_*`` call per formula line over all parameters
+            (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
     Raises:
         ValueError: if ``lr``, ``eps``, ``weight_decay`` or ``momentum`` is negative, or
@@ -381,6 +505,7 @@ class RMSprop(Optimizer):
         centered: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         checks.number("lr", lr, 0)
         checks.number("alpha", alpha, 0, 1)
@@ -395,6 +520,7 @@ class RMSprop(Optimizer):
             momentum=momentum,
             centered=centered,
             maximize=maximize,
+            foreach=foreach,
         )
         super().__init__(params, defaults)
 
@@ -403,41 +529,79 @@ class RMSprop(Optimizer):
         """Perform one update; return the loss from ``closure`` if one is given."""
         loss = _evaluate(closure)
         for group in self.param_groups:
-            lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state[param]
-                if len(state) == 0:
-                    state["step"] = _new_step()
-                    state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    if momentum > 0:
-                        state["momentum_buffer"] = torch.zeros_like(
-                            param, memory_format=torch.preserve_format
-                        )
-                    if group["centered"]:
-                        state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["step"] += 1
-                # g <- grad + lambda * theta
-                grad = _gradient(param, group["maximize"], group["weight_decay"])
-                # v <- alpha * v + (1 - alpha) * g^2
-                square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-                if group["centered"]:
-                    # gbar <- alpha * gbar + (1 - alpha) * g
-                    grad_avg = state["grad_avg"].lerp_(grad, 1 - alpha)
-                    # s <- sqrt(v - gbar^2) + eps
-                    avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_().add_(eps)
-                else:
-                    # s <- sqrt(v) + eps
-                    avg = square_avg.sqrt().add_(eps)
-                if momentum > 0:
-                    # b <- mu * b + g / s;  theta <- theta - lr * b
-                    buf = state["momentum_buffer"].mul_(momentum).addcdiv_(grad, avg)
-                    param.add_(buf, alpha=-lr)
-                else:
-                    # theta <- theta - lr * g / s
-                    param.addcdiv_(grad, avg, value=-lr)
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
         return loss
+
+    def _states(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> list[dict[str, Any]]:
+        """Each parameter's state, created at its first step (all zeros), after t <- t + 1."""
+        states = [self.state[p] for p in params]
+        for param, state in zip(params, states):
+            if len(state) == 0:
+                state["step"] = _new_step()
+                state["square_avg"] = _zeros(param)
+                if group["momentum"] > 0:
+                    state["momentum_buffer"] = _zeros(param)
+                if group["centered"]:
+                    state["grad_avg"] = _zeros(param)
+        _count_steps(states, foreach)
+        return states
+
+    def _step_loop(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """One step, parameter by parameter."""
+        lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        for param, state in zip(params, self._states(group, params, foreach=False)):
+            # g <- grad + lambda * theta
+            grad = _gradient(param, group["maximize"], group["weight_decay"])
+            # v <- alpha * v + (1 - alpha) * g^2
+            square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+            if group["centered"]:
+                # gbar <- alpha * gbar + (1 - alpha) * g
+                grad_avg = state["grad_avg"].lerp_(grad, 1 - alpha)
+                # s <- sqrt(v - gbar^2) + eps
+                avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_().add_(eps)
+            else:
+                # s <- sqrt(v) + eps
+                avg = square_avg.sqrt().add_(eps)
+            if momentum > 0:
+                # b <- mu * b + g / s;  theta <- theta - lr * b
+                buf = state["momentum_buffer"].mul_(momentum).addcdiv_(grad, avg)
+                param.add_(buf, alpha=-lr)
+            else:
+                # theta <- theta - lr * g / s
+                param.addcdiv_(grad, avg, value=-lr)
+
+    def _step_foreach(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """The same step with one ``_foreach`` call per line over all parameters."""
+        lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        states = self._states(group, params, foreach=True)
+        square_avgs = [s["square_avg"] for s in states]
+        # g <- grad + lambda * theta
+        grads = _gradients_foreach(params, group["maximize"], group["weight_decay"])
+        # v <- alpha * v + (1 - alpha) * g^2
+        torch._foreach_mul_(square_avgs, alpha)
+        torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)
+        if group["centered"]:
+            grad_avgs = [s["grad_avg"] for s in states]
+            # gbar <- alpha * gbar + (1 - alpha) * g
+            torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)
+            # s <- sqrt(v - gbar^2) + eps
+            avg = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
+            torch._foreach_sqrt_(avg)
+        else:
+            # s <- sqrt(v) + eps
+            avg = torch._foreach_sqrt(square_avgs)
+        torch._foreach_add_(avg, eps)
+        if momentum > 0:
+            bufs = [s["momentum_buffer"] for s in states]
+            # b <- mu * b + g / s;  theta <- theta - lr * b
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_addcdiv_(bufs, grads, avg)
+            torch._foreach_add_(params, bufs, alpha=-lr)
+        else:
+            # theta <- theta - lr * g / s
+            torch._foreach_addcdiv_(params, grads, avg, value=-lr)
 
 
 # ----------------------------------------------------------------------------- Adadelta
@@ -465,6 +629,8 @@ class Adadelta(Optimizer):
         eps: :math:`\epsilon \ge 0` inside the roots (default ``1e-6``).
         weight_decay: L2 penalty :math:`\lambda \ge 0` (default 0).
         maximize: maximize the objective instead of minimizing it.
+        foreach: one ``torch._foreach_*`` call per formula line over all parameters
+            (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
     Raises:
         ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or ``rho`` lies
@@ -483,12 +649,15 @@ class Adadelta(Optimizer):
         weight_decay: float = 0,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         checks.number("lr", lr, 0)
         checks.number("rho", rho, 0, 1)
         checks.number("eps", eps, 0)
         checks.number("weight_decay", weight_decay, 0)
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -496,72 +665,191 @@ class Adadelta(Optimizer):
         """Perform one update; return the loss from ``closure`` if one is given."""
         loss = _evaluate(closure)
         for group in self.param_groups:
-            rho, eps = group["rho"], group["eps"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state[param]
-                if len(state) == 0:
-                    state["step"] = _new_step()
-                    state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["acc_delta"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["step"] += 1
-                # g <- grad + lambda * theta
-                grad = _gradient(param, group["maximize"], group["weight_decay"])
-                # v <- rho * v + (1 - rho) * g^2
-                state["square_avg"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
-                # delta <- sqrt(u + eps) / sqrt(v + eps) * g
-                std = state["square_avg"].add(eps).sqrt_()
-                delta = state["acc_delta"].add(eps).sqrt_().div_(std).mul_(grad)
-                # u <- rho * u + (1 - rho) * delta^2
-                state["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
-                # theta <- theta - lr * delta
-                param.add_(delta, alpha=-group["lr"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
         return loss
 
+    def _states(self, params: list[Tensor], foreach: bool) -> list[dict[str, Any]]:
+        """Each parameter's state, created at its first step (all zeros), after t <- t + 1."""
+        states = [self.state[p] for p in params]
+        for param, state in zip(params, states):
+            if len(state) == 0:
+                state["step"] = _new_step()
+                state["square_avg"] = _zeros(param)
+                state["acc_delta"] = _zeros(param)
+        _count_steps(states, foreach)
+        return states
 
-# ----------------------------------------------------------------------------- Adam, AdamW
+    def _step_loop(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """One step, parameter by parameter."""
+        rho, eps = group["rho"], group["eps"]
+        for param, state in zip(params, self._states(params, foreach=False)):
+            # g <- grad + lambda * theta
+            grad = _gradient(param, group["maximize"], group["weight_decay"])
+            # v <- rho * v + (1 - rho) * g^2
+            state["square_avg"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
+            # delta <- sqrt(u + eps) / sqrt(v + eps) * g
+            std = state["square_avg"].add(eps).sqrt_()
+            delta = state["acc_delta"].add(eps).sqrt_().div_(std).mul_(grad)
+            # u <- rho * u + (1 - rho) * delta^2
+            state["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
+            # theta <- theta - lr * delta
+            param.add_(delta, alpha=-group["lr"])
+
+    def _step_foreach(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """The same step with one ``_foreach`` call per line over all parameters."""
+        rho, eps = group["rho"], group["eps"]
+        states = self._states(params, foreach=True)
+        square_avgs, acc_deltas = [s["square_avg"] for s in states], [s["acc_delta"] for s in states]
+        # g <- grad + lambda * theta
+        grads = _gradients_foreach(params, group["maximize"], group["weight_decay"])
+        # v <- rho * v + (1 - rho) * g^2
+        torch._foreach_mul_(square_avgs, rho)
+        torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - rho)
+        # delta <- sqrt(u + eps) / sqrt(v + eps) * g
+        std = torch._foreach_add(square_avgs, eps)
+        torch._foreach_sqrt_(std)
+        deltas = torch._foreach_add(acc_deltas, eps)
+        torch._foreach_sqrt_(deltas)
+        torch._foreach_div_(deltas, std)
+        torch._foreach_mul_(deltas, grads)
+        # u <- rho * u + (1 - rho) * delta^2
+        torch._foreach_mul_(acc_deltas, rho)
+        torch._foreach_addcmul_(acc_deltas, deltas, deltas, value=1 - rho)
+        # theta <- theta - lr * delta
+        torch._foreach_add_(params, deltas, alpha=-group["lr"])
 
 
-class Adam(Optimizer):
-    r"""Adam: momentum on the gradient, RMSprop on its scale, both bias-corrected.
+# ----------------------------------------------------------------------------- the Adam family
+
+
+class _Moments(NamedTuple):
+    """One parameter group after the part of a step that Adam, AdamW, RAdam and NAdam share."""
+
+    params: list[Tensor]  # the parameters that have a gradient
+    grads: list[Tensor]  # g_t, with coupled weight decay folded in
+    exp_avgs: list[Tensor]  # m_t
+    exp_avg_sqs: list[Tensor]  # v_t
+    steps: list[float]  # t, per parameter
+    states: list[dict[str, Any]]
+
+    def bias_corrections(self, beta: float) -> list[float]:
+        """1 - beta^t for each parameter."""
+        return [1 - beta**t for t in self.steps]
+
+
+class _AdamFamily(Optimizer):
+    r"""What Adam, AdamW, RAdam and NAdam share, in one place: the state, the step counter,
+    the weight decay and the two moment estimates,
 
     .. math::
 
-        g_t &\leftarrow \nabla f(\theta_{t-1}) + \lambda \theta_{t-1}
-            \quad \text{(or } \theta_{t-1} \leftarrow (1-\gamma\lambda)\theta_{t-1}
-            \text{ if decoupled)} \\
-        m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
-        v_t &\leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
-        \hat v^{\max}_t &\leftarrow \max(\hat v^{\max}_{t-1}, v_t)
-            \quad \text{(AMSGrad: used instead of } v_t) \\
-        \theta_t &\leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t}\,
-            \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+        m_t \leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
+        v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t,
 
-    i.e. :math:`\theta_t = \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)`
-    with :math:`\hat m_t = m_t / (1-\beta_1^t)` and :math:`\hat v_t = v_t / (1-\beta_2^t)`.
-    The notes' :math:`\hat m / \sqrt{\hat v + \epsilon}` puts :math:`\epsilon` inside the
-    root; torch and the paper put it outside, as here.
-
-    Args:
-        params: parameters or parameter groups to optimize.
-        lr: learning rate :math:`\gamma` (default ``1e-3``).
-        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
-        eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
-        weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
-        amsgrad: use the running maximum of :math:`v_t` (AMSGrad).
-        maximize: maximize the objective instead of minimizing it.
-        decoupled_weight_decay: decay the weights directly (AdamW) instead of adding
-            :math:`\lambda\theta` to the gradient.
-
-    Raises:
-        ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta lies
-            outside [0, 1).
-
-    References:
-        Kingma, Ba, "Adam: a method for stochastic optimization", ICLR 2015.
-        Reddi, Kale, Kumar, "On the convergence of Adam and beyond", ICLR 2018 (AMSGrad).
+    per parameter or with one ``_foreach`` call per line. A subclass turns them into a step
+    in ``_update`` (per parameter) and ``_update_foreach`` (multi-tensor); the bias
+    corrections :math:`1 - \beta^t` come from :meth:`_Moments.bias_corrections`.
     """
+
+    def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """The state at the first step: t = 0, m_0 = v_0 = 0 (a subclass may add to it)."""
+        state = self.state[param]
+        state["step"] = _new_step()
+        state["exp_avg"] = _zeros(param)
+        state["exp_avg_sq"] = _zeros(param)
+        return state
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> Any:
+        """Perform one update; return the loss from ``closure`` if one is given."""
+        loss = _evaluate(closure)
+        for group in self.param_groups:
+            self._group_step(group)
+        return loss
+
+    def _group_step(self, group: dict[str, Any]) -> None:
+        """One step of every parameter of ``group`` that has a gradient."""
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        foreach = _use_foreach(group, params)
+        moments = self._moments(group, params, foreach)
+        (self._update_foreach if foreach else self._update)(group, moments)
+
+    def _moments(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> _Moments:
+        """t <- t + 1, weight decay, m_t and v_t for ``params``."""
+        beta1, beta2 = group["betas"]
+        states = [self.state[p] if self.state[p] else self._init_state(p, group) for p in params]
+        exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        steps = _count_steps(states, foreach)
+        decay = (group["maximize"], group["weight_decay"], group["decoupled_weight_decay"], group["lr"])
+        if foreach:
+            # g <- grad + lambda * theta, or theta <- (1 - lr * lambda) * theta (AdamW)
+            grads = _gradients_foreach(params, *decay)
+            # m <- beta1 * m + (1 - beta1) * g
+            torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+            # v <- beta2 * v + (1 - beta2) * g^2
+            torch._foreach_mul_(exp_avg_sqs, beta2)
+            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        else:
+            grads = [_adam_family_gradient(p, *decay) for p in params]
+            for grad, exp_avg, exp_avg_sq in zip(grads, exp_avgs, exp_avg_sqs):
+                # m <- beta1 * m + (1 - beta1) * g
+                exp_avg.lerp_(grad, 1 - beta1)
+                # v <- beta2 * v + (1 - beta2) * g^2
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        return _Moments(params, grads, exp_avgs, exp_avg_sqs, steps, states)
+
+    def _update(self, group: dict[str, Any], moments: _Moments) -> None:
+        raise NotImplementedError
+
+    def _update_foreach(self, group: dict[str, Any], moments: _Moments) -> None:
+        raise NotImplementedError
+
+
+class Adam(_AdamFamily):
+    r"""Adam: momentum on the gradient, RMSprop on its scale, both bias-corrected.
+
+        .. math::
+
+            g_t &\leftarrow \nabla f(\theta_{t-1}) + \lambda \theta_{t-1}
+                \quad \text{(or } \theta_{t-1} \leftarrow (1-\gamma\lambda)\theta_{t-1}
+                \text{ if decoupled)} \\
+            m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+            v_t &\leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
+            \hat v^{\max}_t &\leftarrow \max(\hat v^{\max}_{t-1}, v_t)
+                \quad \text{(AMSGrad: used instead of } v_t) \\
+            \theta_t &\leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t}\,
+                \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+        i.e. :math:`\theta_t = \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)`
+        with :math:`\hat m_t = m_t / (1-\beta_1^t)` and :math:`\hat v_t = v_t / (1-\beta_2^t)`.
+        The notes' :math:`\hat m / \sqrt{\hat v + \epsilon}` puts :math:`\epsilon` inside the
+        root; torch and the paper put it outside, as here.
+
+        Args:
+            params: parameters or parameter groups to optimize.
+            lr: learning rate :math:`\gamma` (default ``1e-3``).
+            betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
+            eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
+            weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
+            amsgrad: use the running maximum of :math:`v_t` (AMSGrad).
+            maximize: maximize the objective instead of minimizing it.
+            decoupled_weight_decay: decay the weights directly (AdamW) instead of adding
+                :math:`\lambda\theta` to the gradient.
+            foreach: one ``torch._foreach_*`` call per formula line over all parameters
+                (True), or a loop over the parameters (False); ``None``: True on GPUs only.
+
+        Raises:
+            ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta lies
+                outside [0, 1).
+
+        References:
+            Kingma, Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+            Reddi, Kale, Kumar, "On the convergence of Adam and beyond", ICLR 2018 (AMSGrad).
+        """
 
     def __init__(
         self,
@@ -574,6 +862,7 @@ class Adam(Optimizer):
         *,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         _check_adam_family(lr, eps, betas, weight_decay)
         defaults = dict(
@@ -584,80 +873,77 @@ class Adam(Optimizer):
             amsgrad=amsgrad,
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
+            foreach=foreach,
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> Any:
-        """Perform one update; return the loss from ``closure`` if one is given."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            self._adam_update(group)
-        return loss
+    def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """Adam's state, with the running maximum of v for AMSGrad."""
+        state = super()._init_state(param, group)
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = _zeros(param)
+        return state
 
-    def _adam_update(self, group: dict[str, Any]) -> None:
-        """Apply one Adam step to every parameter of ``group`` that has a gradient."""
-        lr, eps, amsgrad = group["lr"], group["eps"], group["amsgrad"]
-        beta1, beta2 = group["betas"]
-        for param in group["params"]:
-            if param.grad is None:
-                continue
-            state = self.state[param]
-            if len(state) == 0:
-                state["step"] = _new_step()
-                state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["step"] += 1
-            step = state["step"].item()
-            # g <- grad + lambda * theta, or theta <- (1 - lr * lambda) * theta (AdamW)
-            grad = _adam_family_gradient(
-                param, group["maximize"], group["weight_decay"], group["decoupled_weight_decay"], lr
-            )
-            # m <- beta1 * m + (1 - beta1) * g
-            exp_avg = state["exp_avg"].lerp_(grad, 1 - beta1)
-            # v <- beta2 * v + (1 - beta2) * g^2
-            exp_avg_sq = state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            if amsgrad:
+    def _update(self, group: dict[str, Any], moments: _Moments) -> None:
+        lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
+        for param, exp_avg, exp_avg_sq, step, state in zip(
+            moments.params, moments.exp_avgs, moments.exp_avg_sqs, moments.steps, moments.states
+        ):
+            if group["amsgrad"]:
                 # vmax <- max(vmax, v)
                 exp_avg_sq = torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
             # theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-            step_size = lr / (1 - beta1**step)
             denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
-            param.addcdiv_(exp_avg, denom, value=-step_size)
+            param.addcdiv_(exp_avg, denom, value=-(lr / (1 - beta1**step)))
+
+    def _update_foreach(self, group: dict[str, Any], moments: _Moments) -> None:
+        lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
+        exp_avg_sqs = moments.exp_avg_sqs
+        if group["amsgrad"]:
+            # vmax <- max(vmax, v)
+            exp_avg_sqs = [s["max_exp_avg_sq"] for s in moments.states]
+            torch._foreach_maximum_(exp_avg_sqs, moments.exp_avg_sqs)
+        # denom <- sqrt(v) / sqrt(1 - beta2^t) + eps
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, [bc**0.5 for bc in moments.bias_corrections(beta2)])
+        torch._foreach_add_(denom, eps)
+        # theta <- theta - lr / (1 - beta1^t) * m / denom
+        step_sizes = [(lr / bc) * -1 for bc in moments.bias_corrections(beta1)]
+        torch._foreach_addcdiv_(moments.params, moments.exp_avgs, denom, step_sizes)
 
 
 class AdamW(Adam):
     r"""AdamW: ``Adam`` with the weight decay taken out of the gradient.
 
-    The only change from ``Adam`` is where :math:`\lambda` acts:
+        The only change from ``Adam`` is where :math:`\lambda` acts:
 
-    .. math::
+        .. math::
 
-        \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \\
-        \theta_t &\leftarrow \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+            \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \\
+            \theta_t &\leftarrow \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)
 
-    with :math:`\hat m_t, \hat v_t` computed from the raw gradient, so a coordinate with a
-    large :math:`\hat v` is decayed as much as any other (with L2 in ``Adam`` its decay is
-    divided by :math:`\sqrt{\hat v}` too). This class is ``Adam(...,
-    decoupled_weight_decay=True)`` with torch's AdamW default ``weight_decay=1e-2``.
+        with :math:`\hat m_t, \hat v_t` computed from the raw gradient, so a coordinate with a
+        large :math:`\hat v` is decayed as much as any other (with L2 in ``Adam`` its decay is
+        divided by :math:`\sqrt{\hat v}` too). This class is ``Adam(...,
+        decoupled_weight_decay=True)`` with torch's AdamW default ``weight_decay=1e-2``.
 
-    Args:
-        params: parameters or parameter groups to optimize.
-        lr: learning rate :math:`\gamma` (default ``1e-3``).
-        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
-        eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
-        weight_decay: decoupled weight decay :math:`\lambda \ge 0` (default ``1e-2``).
-        amsgrad: use the running maximum of :math:`v_t` (AMSGrad).
-        maximize: maximize the objective instead of minimizing it.
+        Args:
+            params: parameters or parameter groups to optimize.
+            lr: learning rate :math:`\gamma` (default ``1e-3``).
+            betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
+            eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
+            weight_decay: decoupled weight decay :math:`\lambda \ge 0` (default ``1e-2``).
+            amsgrad: use the running maximum of :math:`v_t` (AMSGrad).
+            maximize: maximize the objective instead of minimizing it.
+            foreach: one ``torch._foreach_*`` call per formula line over all parameters
+                (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
-    Raises:
-        ValueError: as ``Adam``.
+        Raises:
+            ValueError: as ``Adam``.
 
-    References:
-        Loshchilov, Hutter, "Decoupled weight decay regularization", ICLR 2019.
-    """
+        References:
+            Loshchilov, Hutter, "Decoupled weight decay regularization", ICLR 2019.
+        """
 
     def __init__(
         self,
@@ -669,6 +955,7 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -679,49 +966,57 @@ class AdamW(Adam):
             amsgrad,
             maximize=maximize,
             decoupled_weight_decay=True,
+            foreach=foreach,
         )
 
 
-# ----------------------------------------------------------------------------- RAdam, NAdam
+def _rectification(rho_t: float, rho_inf: float) -> float:
+    r"""RAdam's :math:`r_t`, or 0 while :math:`\rho_t \le 5` (the variance of :math:`\hat v` intractable)."""
+    if rho_t <= 5:
+        return 0
+    # r_t <- sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
 
 
-class RAdam(Optimizer):
+class RAdam(_AdamFamily):
     r"""RAdam: Adam whose adaptive step is switched on only once the variance of
-    :math:`\hat v` is tractable, and then rectified.
+        :math:`\hat v` is tractable, and then rectified.
 
-    .. math::
+        .. math::
 
-        m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
-        v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
-        \rho_\infty &= \frac{2}{1 - \beta_2} - 1, \quad
-        \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1 - \beta_2^t} \\
-        r_t &= \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
-                          {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}} \\
-        \theta_t &\leftarrow \theta_{t-1} - \gamma\, \hat m_t\, r_t\,
-            \frac{\sqrt{1 - \beta_2^t}}{\sqrt{v_t} + \epsilon}
-            \quad \text{if } \rho_t > 5, \text{ else }
-            \theta_{t-1} - \gamma \hat m_t
+            m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+            v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
+            \rho_\infty &= \frac{2}{1 - \beta_2} - 1, \quad
+            \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1 - \beta_2^t} \\
+            r_t &= \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
+                              {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}} \\
+            \theta_t &\leftarrow \theta_{t-1} - \gamma\, \hat m_t\, r_t\,
+                \frac{\sqrt{1 - \beta_2^t}}{\sqrt{v_t} + \epsilon}
+                \quad \text{if } \rho_t > 5, \text{ else }
+                \theta_{t-1} - \gamma \hat m_t
 
-    with :math:`\hat m_t = m_t / (1-\beta_1^t)`; weight decay as in ``Adam`` (coupled, or
-    decoupled with ``decoupled_weight_decay=True``). With :math:`\beta_2 = 0.999` the first
-    5 steps are SGD with momentum (no adaptive scaling).
+        with :math:`\hat m_t = m_t / (1-\beta_1^t)`; weight decay as in ``Adam`` (coupled, or
+        decoupled with ``decoupled_weight_decay=True``). With :math:`\beta_2 = 0.999` the first
+        5 steps are SGD with momentum (no adaptive scaling).
 
-    Args:
-        params: parameters or parameter groups to optimize.
-        lr: learning rate :math:`\gamma` (default ``1e-3``).
-        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
-        eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
-        weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
-        decoupled_weight_decay: decay the weights directly (as AdamW).
-        maximize: maximize the objective instead of minimizing it.
+        Args:
+            params: parameters or parameter groups to optimize.
+            lr: learning rate :math:`\gamma` (default ``1e-3``).
+            betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
+            eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
+            weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
+            decoupled_weight_decay: decay the weights directly (as AdamW).
+            maximize: maximize the objective instead of minimizing it.
+            foreach: one ``torch._foreach_*`` call per formula line over all parameters
+                (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
-    Raises:
-        ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta lies
-            outside [0, 1).
+        Raises:
+            ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta lies
+                outside [0, 1).
 
-    References:
-        Liu et al., "On the variance of the adaptive learning rate and beyond", ICLR 2020.
-    """
+        References:
+            Liu et al., "On the variance of the adaptive learning rate and beyond", ICLR 2020.
+        """
 
     def __init__(
         self,
@@ -733,6 +1028,7 @@ class RAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         _check_adam_family(lr, eps, betas, weight_decay)
         defaults = dict(
@@ -742,87 +1038,101 @@ class RAdam(Optimizer):
             weight_decay=weight_decay,
             decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize,
+            foreach=foreach,
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> Any:
-        """Perform one update; return the loss from ``closure`` if one is given."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            lr, eps = group["lr"], group["eps"]
-            beta1, beta2 = group["betas"]
-            # rho_inf <- 2 / (1 - beta2) - 1
-            rho_inf = 2 / (1 - beta2) - 1
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state[param]
-                if len(state) == 0:
-                    state["step"] = _new_step()
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["step"] += 1
-                step = state["step"].item()
-                grad = _adam_family_gradient(
-                    param, group["maximize"], group["weight_decay"], group["decoupled_weight_decay"], lr
-                )
-                # m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2
-                exp_avg = state["exp_avg"].lerp_(grad, 1 - beta1)
-                exp_avg_sq = state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                bias_correction2 = 1 - beta2**step
-                # mhat <- m / (1 - beta1^t)
-                bias_corrected_exp_avg = exp_avg / (1 - beta1**step)
-                # rho_t <- rho_inf - 2 t beta2^t / (1 - beta2^t)
-                rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
-                if rho_t > 5.0:
-                    # r_t <- sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
-                    rect = (
-                        (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-                    ) ** 0.5
-                    # theta <- theta - lr * mhat * r_t * sqrt(1 - beta2^t) / (sqrt(v) + eps)
-                    adaptive_lr = bias_correction2**0.5 / exp_avg_sq.sqrt().add_(eps)
-                    param.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
-                else:
-                    # theta <- theta - lr * mhat   (variance not yet tractable)
-                    param.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
-        return loss
+    @staticmethod
+    def _rectifications(group: dict[str, Any], moments: _Moments) -> list[float]:
+        """r_t of each parameter (0 where the variance is not yet tractable)."""
+        beta2 = group["betas"][1]
+        # rho_inf <- 2 / (1 - beta2) - 1
+        rho_inf = 2 / (1 - beta2) - 1
+        # rho_t <- rho_inf - 2 t beta2^t / (1 - beta2^t)
+        rho = [rho_inf - 2 * t * (beta2**t) / (1 - beta2**t) for t in moments.steps]
+        return [_rectification(rho_t, rho_inf) for rho_t in rho]
+
+    def _update(self, group: dict[str, Any], moments: _Moments) -> None:
+        lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
+        for param, exp_avg, exp_avg_sq, step, rect in zip(
+            moments.params,
+            moments.exp_avgs,
+            moments.exp_avg_sqs,
+            moments.steps,
+            self._rectifications(group, moments),
+        ):
+            # mhat <- m / (1 - beta1^t)
+            bias_corrected_exp_avg = exp_avg / (1 - beta1**step)
+            if rect > 0:
+                # theta <- theta - lr * mhat * r_t * sqrt(1 - beta2^t) / (sqrt(v) + eps)
+                adaptive_lr = (1 - beta2**step) ** 0.5 / exp_avg_sq.sqrt().add_(eps)
+                param.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
+            else:
+                # theta <- theta - lr * mhat   (variance not yet tractable)
+                param.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
+
+    def _update_foreach(self, group: dict[str, Any], moments: _Moments) -> None:
+        lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
+        rects = self._rectifications(group, moments)
+        bias_corrections1 = moments.bias_corrections(beta1)
+        # -lr / (1 - beta1^t) where r_t = 0 (the plain momentum step), else 0
+        plain = [(lr * (0 if r > 0 else 1.0) / bc) * -1 for r, bc in zip(rects, bias_corrections1)]
+        # -lr r_t sqrt(1 - beta2^t) / (1 - beta1^t)   (-0 where r_t = 0)
+        adaptive = [
+            (bc2**0.5) * (lr * r / bc1) * -1
+            for bc2, r, bc1 in zip(moments.bias_corrections(beta2), rects, bias_corrections1)
+        ]
+        # factor <- adaptive / (sqrt(v) + eps) + plain   (1 / (x / -0) = -0 where r_t = 0)
+        factor = torch._foreach_sqrt(moments.exp_avg_sqs)
+        torch._foreach_add_(factor, eps)
+        torch._foreach_div_(factor, adaptive)
+        torch._foreach_reciprocal_(factor)
+        torch._foreach_add_(factor, plain)
+        # theta <- theta + m * factor
+        torch._foreach_addcmul_(moments.params, moments.exp_avgs, factor)
 
 
-class NAdam(Optimizer):
+def _nadam_mu(beta1: float, psi: float, t: float) -> float:
+    """NAdam's momentum schedule mu_t = beta1 (1 - 0.5 * 0.96^(t psi))."""
+    return beta1 * (1.0 - 0.5 * (0.96 ** (t * psi)))
+
+
+class NAdam(_AdamFamily):
     r"""NAdam: Adam with Nesterov momentum and a warming-up momentum schedule.
 
-    .. math::
+        .. math::
 
-        \mu_t &= \beta_1 \left(1 - \tfrac12\, 0.96^{t\psi}\right), \quad
-        \textstyle\Pi_t = \prod_{i \le t} \mu_i \\
-        m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
-        v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
-        \theta_t &\leftarrow \theta_{t-1}
-            - \gamma \frac{1 - \mu_t}{1 - \Pi_t} \frac{g_t}{\sqrt{\hat v_t} + \epsilon}
-            - \gamma \frac{\mu_{t+1}}{1 - \Pi_t \mu_{t+1}} \frac{m_t}{\sqrt{\hat v_t} + \epsilon}
+            \mu_t &= \beta_1 \left(1 - \tfrac12\, 0.96^{t\psi}\right), \quad
+            \textstyle\Pi_t = \prod_{i \le t} \mu_i \\
+            m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+            v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
+            \theta_t &\leftarrow \theta_{t-1}
+                - \gamma \frac{1 - \mu_t}{1 - \Pi_t} \frac{g_t}{\sqrt{\hat v_t} + \epsilon}
+                - \gamma \frac{\mu_{t+1}}{1 - \Pi_t \mu_{t+1}} \frac{m_t}{\sqrt{\hat v_t} + \epsilon}
 
-    with momentum decay :math:`\psi` (``momentum_decay``), :math:`\hat v_t = v_t /
-    (1 - \beta_2^t)`, and :math:`\Pi_t` stored as ``mu_product`` (a scalar tensor of the
-    default scalar dtype, as in torch). Weight decay as in ``Adam``.
+        with momentum decay :math:`\psi` (``momentum_decay``), :math:`\hat v_t = v_t /
+        (1 - \beta_2^t)`, and :math:`\Pi_t` stored as ``mu_product`` (a scalar tensor of the
+        default scalar dtype, as in torch). Weight decay as in ``Adam``.
 
-    Args:
-        params: parameters or parameter groups to optimize.
-        lr: learning rate :math:`\gamma` (default ``2e-3``).
-        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
-        eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
-        weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
-        momentum_decay: :math:`\psi \ge 0` (default ``4e-3``).
-        decoupled_weight_decay: decay the weights directly (as AdamW).
-        maximize: maximize the objective instead of minimizing it.
+        Args:
+            params: parameters or parameter groups to optimize.
+            lr: learning rate :math:`\gamma` (default ``2e-3``).
+            betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
+            eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
+            weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
+            momentum_decay: :math:`\psi \ge 0` (default ``4e-3``).
+            decoupled_weight_decay: decay the weights directly (as AdamW).
+            maximize: maximize the objective instead of minimizing it.
+            foreach: one ``torch._foreach_*`` call per formula line over all parameters
+                (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
-    Raises:
-        ValueError: if ``lr``, ``eps``, ``weight_decay`` or ``momentum_decay`` is negative,
-            or a beta lies outside [0, 1).
+        Raises:
+            ValueError: if ``lr``, ``eps``, ``weight_decay`` or ``momentum_decay`` is negative,
+                or a beta lies outside [0, 1).
 
-    References:
-        Dozat, "Incorporating Nesterov momentum into Adam", ICLR workshop 2016.
-    """
+        References:
+            Dozat, "Incorporating Nesterov momentum into Adam", ICLR workshop 2016.
+        """
 
     def __init__(
         self,
@@ -835,6 +1145,7 @@ class NAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         _check_adam_family(lr, eps, betas, weight_decay)
         checks.number("momentum_decay", momentum_decay, 0)
@@ -846,46 +1157,49 @@ class NAdam(Optimizer):
             momentum_decay=momentum_decay,
             decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize,
+            foreach=foreach,
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> Any:
-        """Perform one update; return the loss from ``closure`` if one is given."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            lr, eps, psi = group["lr"], group["eps"], group["momentum_decay"]
-            beta1, beta2 = group["betas"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state[param]
-                if len(state) == 0:
-                    state["step"] = _new_step()
-                    state["mu_product"] = torch.tensor(1.0, dtype=_scalar_dtype())
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["step"] += 1
-                step = state["step"].item()
-                grad = _adam_family_gradient(
-                    param, group["maximize"], group["weight_decay"], group["decoupled_weight_decay"], lr
-                )
-                # mu_t <- beta1 * (1 - 0.5 * 0.96^(t * psi)), and mu_{t+1}
-                mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * psi)))
-                mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * psi)))
-                # Pi_t <- Pi_{t-1} * mu_t
-                state["mu_product"] *= mu
-                mu_product = state["mu_product"].item()
-                # m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2
-                exp_avg = state["exp_avg"].lerp_(grad, 1 - beta1)
-                exp_avg_sq = state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                # denom <- sqrt(v / (1 - beta2^t)) + eps
-                denom = exp_avg_sq.div(1 - beta2**step).sqrt().add_(eps)
-                # theta <- theta - lr (1 - mu_t) / (1 - Pi_t) * g / denom
-                param.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
-                # theta <- theta - lr mu_{t+1} / (1 - Pi_t mu_{t+1}) * m / denom
-                param.addcdiv_(exp_avg, denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))
-        return loss
+    def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """NAdam's state, with the product of the momentum schedule Pi_0 = 1."""
+        state = super()._init_state(param, group)
+        state["mu_product"] = torch.tensor(1.0, dtype=_scalar_dtype())
+        return state
+
+    def _update(self, group: dict[str, Any], moments: _Moments) -> None:
+        lr, eps, psi, (beta1, beta2) = group["lr"], group["eps"], group["momentum_decay"], group["betas"]
+        for param, grad, exp_avg, exp_avg_sq, step, state in zip(*moments):
+            # mu_t and mu_{t+1}
+            mu, mu_next = _nadam_mu(beta1, psi, step), _nadam_mu(beta1, psi, step + 1)
+            # Pi_t <- Pi_{t-1} * mu_t
+            state["mu_product"] *= mu
+            mu_product = state["mu_product"].item()
+            # denom <- sqrt(v / (1 - beta2^t)) + eps
+            denom = exp_avg_sq.div(1 - beta2**step).sqrt().add_(eps)
+            # theta <- theta - lr (1 - mu_t) / (1 - Pi_t) * g / denom
+            param.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
+            # theta <- theta - lr mu_{t+1} / (1 - Pi_t mu_{t+1}) * m / denom
+            param.addcdiv_(exp_avg, denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))
+
+    def _update_foreach(self, group: dict[str, Any], moments: _Moments) -> None:
+        lr, eps, psi, (beta1, beta2) = group["lr"], group["eps"], group["momentum_decay"], group["betas"]
+        mus = [_nadam_mu(beta1, psi, t) for t in moments.steps]
+        mu_nexts = [_nadam_mu(beta1, psi, t + 1) for t in moments.steps]
+        mu_products = [s["mu_product"] for s in moments.states]
+        # denom <- sqrt(v) / sqrt(1 - beta2^t) + eps
+        denom = torch._foreach_sqrt(moments.exp_avg_sqs)
+        # Pi_t <- Pi_{t-1} * mu_t
+        torch._foreach_mul_(mu_products, mus)
+        torch._foreach_div_(denom, [bc**0.5 for bc in moments.bias_corrections(beta2)])
+        torch._foreach_add_(denom, eps)
+        products = [p.item() for p in mu_products]
+        # theta <- theta - lr (1 - mu_t) / (1 - Pi_t) * g / denom
+        sizes = [(lr * (1.0 - mu) / (1.0 - pi)) * -1 for mu, pi in zip(mus, products)]
+        torch._foreach_addcdiv_(moments.params, moments.grads, denom, sizes)
+        # theta <- theta - lr mu_{t+1} / (1 - Pi_t mu_{t+1}) * m / denom
+        sizes = [(lr * mu / (1.0 - pi * mu)) * -1 for mu, pi in zip(mu_nexts, products)]
+        torch._foreach_addcdiv_(moments.params, moments.exp_avgs, denom, sizes)
 
 
 # ----------------------------------------------------------------------------- wrappers
@@ -1032,6 +1346,7 @@ class SWATS(Adam):
         maximize: maximize the objective instead of minimizing it.
         switch_tol: switching threshold :math:`\varepsilon \ge 0` (default ``1e-9`` as in
             the paper).
+        foreach: for the Adam phase, as in ``Adam``.
 
     Raises:
         ValueError: as ``Adam``, or on a negative ``switch_tol``.
@@ -1052,9 +1367,10 @@ class SWATS(Adam):
         *,
         maximize: bool = False,
         switch_tol: float = 1e-9,
+        foreach: bool | None = None,
     ) -> None:
         checks.number("switch_tol", switch_tol, 0)
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach)
         for group in self.param_groups:
             self._init_switch(group, switch_tol)
 
@@ -1095,7 +1411,7 @@ class SWATS(Adam):
         # g_k: the gradient Adam follows; theta_{k-1}: the parameters before the step
         grads = [_gradient(p, group["maximize"], group["weight_decay"]) for p in params]
         before = [p.detach().clone() for p in params]
-        self._adam_update(group)
+        self._group_step(group)
         # p_k <- theta_k - theta_{k-1}   (computed in the buffer that held theta_{k-1})
         steps = [b.neg_().add_(p).reshape(-1) for p, b in zip(params, before, strict=True)]
         p_dot_g = torch.stack([torch.dot(s, g.reshape(-1)) for s, g in zip(steps, grads, strict=True)])

@@ -33,6 +33,7 @@ What the loop promises:
 
 import contextlib
 import copy
+import inspect
 import math
 import os
 import sys
@@ -157,12 +158,35 @@ def _correct(output: Tensor, y: Tensor) -> Tensor:
 def _total_norm(tensors: list[Tensor], like: Tensor) -> Tensor:
     """The Euclidean norm of all ``tensors`` together, as a 0-d tensor on the device.
 
-    The norm of the per-tensor norms, as ``torch.nn.utils.clip_grad_norm_`` computes it,
-    written with public APIs that every supported torch has.
+    The norm of the per-tensor norms, as ``torch.nn.utils.clip_grad_norm_(..., foreach=True)``
+    computes it: one ``torch._foreach_norm`` call for all tensors (one kernel on a GPU instead
+    of one per tensor; the same per-tensor norms, bit for bit, on the CPU), then the norm of
+    those (torch 2.6 added a public function for it, above the floor of torch 2.1).
     """
     if not tensors:
         return like.new_zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
+
+
+def _packed(values: dict[str, Tensor], op: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+    """Apply ``op`` once to the named tensors packed into one flat float32 tensor, and give
+    the result back by name: one transfer or one collective instead of one per name."""
+    flat = op(torch.cat([value.float().reshape(-1) for value in values.values()]))
+    return dict(zip(values, flat.split([value.numel() for value in values.values()])))
+
+
+def _to_host(values: dict[str, Tensor]) -> dict[str, list[float]]:
+    """The named tensors as lists of floats, copied to the host together: one host sync.
+
+    The training loop's only synchronisations go through here (tests count the calls).
+    Counts are exact up to 2**24 in float32.
+    """
+    return {name: part.tolist() for name, part in _packed(values, Tensor.cpu).items()}
+
+
+def _summed_over_processes(flat: Tensor) -> Tensor:
+    dist.all_reduce(flat)  # sums over the processes, in place
+    return flat
 
 
 def _process_group(model: nn.Module) -> tuple[int, int]:
@@ -281,9 +305,14 @@ def _evaluate_on_device(
 def _evaluate_on_host(
     model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, batch_size: int
 ) -> tuple[float, float | None]:
-    """Mean loss and accuracy as floats; the accuracy is divided on the host (MPS has no float64)."""
+    """Mean loss and accuracy as floats, in one host sync; the accuracy is divided on the host
+    (MPS has no float64)."""
     loss, correct = _evaluate_on_device(model, loss_fn, x, y, batch_size)
-    return loss.item(), None if correct is None else correct.item() / x.shape[0]
+    if correct is None:
+        return _to_host({"loss": loss})["loss"][0], None
+    host = _to_host({"loss": loss, "correct": correct})
+    # a fraction of the labels, not of the samples: a (B, T) target holds B * T labels
+    return host["loss"][0], host["correct"][0] / y.numel()
 
 
 def evaluate(
@@ -512,21 +541,28 @@ class _StepRecorder:
 
     ``add`` queues a step's loss, gradient norm and (for classification) number of
     correct predictions; ``sync`` copies everything queued, with the parameter norm, in
-    one ``tolist()`` and returns a :class:`_Divergence` if a loss is not finite or the
-    parameter norm exceeds ``max_param_norm``. ``epoch_loss``/``epoch_accuracy`` average
-    the epoch's mini-batches, weighted by batch size. With several processes, ``sync``
-    first sums the shares' losses and counts over the processes in one ``all_reduce``, so
-    every process records the global batch's values (the gradient, hence its norm, is
-    already the same on all of them).
+    one transfer (:func:`_to_host`) and returns a :class:`_Divergence` if a loss is not
+    finite or the parameter norm exceeds ``max_param_norm``. ``epoch_loss``/``epoch_accuracy``
+    average the epoch's mini-batches, weighted by batch size (the accuracy by the number
+    of labels: ``labels_per_sample`` for a sequence target). With several processes,
+    ``sync`` first sums the shares' losses and counts over the processes in one
+    ``all_reduce``, so every process records the global batch's values (the gradient,
+    hence its norm, is already the same on all of them).
     """
 
     def __init__(
-        self, history: History, params: list[Tensor], max_param_norm: float | None, world_size: int = 1
+        self,
+        history: History,
+        params: list[Tensor],
+        max_param_norm: float | None,
+        world_size: int = 1,
+        labels_per_sample: int = 1,
     ) -> None:
         self.history = history
         self.params = params
         self.max_param_norm = max_param_norm
         self.world_size = world_size
+        self.labels_per_sample = labels_per_sample
         self.shares: list[int] = []  # this process's batch sizes, summed over processes at sync
         self.losses: list[Tensor] = []
         self.grad_norms: list[Tensor] = []
@@ -554,49 +590,46 @@ class _StepRecorder:
     def sync(self) -> _Divergence | None:
         if not self.losses:
             return None
-        k = len(self.losses)
-        losses = torch.stack(self.losses).float()
-        correct = torch.stack(self.correct).sum().float().reshape(1) if self.correct else None
-        if self.world_size > 1:
-            losses, correct = self._reduce(losses, correct)
-        parts = [losses, torch.stack(self.grad_norms).float()]
-        if correct is not None:
-            parts.append(correct)
-        if self.max_param_norm is not None:
-            parts.append(_total_norm(self.params, self.losses[0]).float().reshape(1))
-        values = torch.cat(parts).tolist()  # the one host sync
-        first = len(self.history.step_loss)
-        self.history.step_loss.extend(values[:k])
-        self.history.step_grad_norm.extend(values[k : 2 * k])
+        queued = {"loss": torch.stack(self.losses), "grad_norm": torch.stack(self.grad_norms)}
         if self.correct:
-            self.epoch_correct += values[2 * k]
+            queued["correct"] = torch.stack(self.correct).sum()
+        if self.world_size > 1:
+            queued.update(self._reduce(queued))
+        if self.max_param_norm is not None:
+            queued["param_norm"] = _total_norm(self.params, self.losses[0])
+        host = _to_host(queued)  # the one host sync
+        first = len(self.history.step_loss)
+        self.history.step_loss.extend(host["loss"])
+        self.history.step_grad_norm.extend(host["grad_norm"])
+        self.epoch_sizes.extend(int(n) for n in host.get("size", []))
+        self.epoch_correct += sum(host.get("correct", []))
         self.losses, self.grad_norms, self.correct = [], [], []
-        for i, loss in enumerate(values[:k]):
+        for i, loss in enumerate(host["loss"]):
             if not math.isfinite(loss):
                 return _Divergence(first + i, f"the loss is {loss}")
-        if self.max_param_norm is not None and not values[-1] <= self.max_param_norm:  # also NaN
+        if "param_norm" in host and not host["param_norm"][0] <= self.max_param_norm:  # also NaN
             return _Divergence(
-                first + k - 1,
-                f"the parameter norm is {values[-1]:.3g} > max_param_norm={self.max_param_norm:g}",
+                first + len(host["loss"]) - 1,
+                f"the parameter norm is {host['param_norm'][0]:.3g} > max_param_norm={self.max_param_norm:g}",
             )
         return None
 
-    def _reduce(self, losses: Tensor, correct: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """The global batches' mean losses and number of correct predictions, over all processes."""
-        k = len(self.shares)
-        sizes = losses.new_tensor(self.shares)
-        shared = torch.cat([losses * sizes, sizes] + ([] if correct is None else [correct]))
-        dist.all_reduce(shared)  # sums over the processes
-        self.epoch_sizes.extend(int(n) for n in shared[k : 2 * k].tolist())
+    def _reduce(self, queued: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The global batches' mean losses, sizes and correct predictions, over all processes."""
+        sizes = queued["loss"].new_tensor(self.shares, dtype=torch.float32)
         self.shares = []
-        return shared[:k] / shared[k : 2 * k], (None if correct is None else shared[2 * k :])
+        shares = {"loss_sum": queued["loss"].float() * sizes, "size": sizes}
+        if "correct" in queued:
+            shares["correct"] = queued["correct"]
+        summed = _packed(shares, _summed_over_processes)  # one all_reduce
+        return {**summed, "loss": summed.pop("loss_sum") / summed["size"]}
 
     def epoch_loss(self) -> float:
         losses = self.history.step_loss[self.epoch_first_step :]
         return sum(v * n for v, n in zip(losses, self.epoch_sizes, strict=True)) / sum(self.epoch_sizes)
 
     def epoch_accuracy(self) -> float:
-        return self.epoch_correct / sum(self.epoch_sizes)
+        return self.epoch_correct / (sum(self.epoch_sizes) * self.labels_per_sample)
 
 
 class _BestWeights:
@@ -647,7 +680,8 @@ def _fit_loop(
     history = History()
     classification = _is_classification(loader.y)
     params = [p for p in model.parameters() if p.requires_grad]
-    recorder = _StepRecorder(history, params, max_param_norm, loader.world_size)
+    recorder = _StepRecorder(history, params, max_param_norm, loader.world_size, loader.y[0].numel())
+    needs_closure = _needs_closure(optimizer)
     best = _BestWeights(early_stopping_patience)
     bar = _progress_bar(progress, epochs * len(loader))
     start = time.perf_counter()
@@ -666,7 +700,7 @@ def _fit_loop(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = _total_norm([p.grad for p in params if p.grad is not None], loss)
-            optimizer.step()
+            optimizer.step(_closure(model, optimizer, loss_fn, xb, yb) if needs_closure else None)
 
             recorder.add(
                 loss, grad_norm, xb.shape[0], _correct(output.detach(), yb) if classification else None
@@ -704,6 +738,27 @@ def _fit_loop(
     bar.close()
     best.restore(model)
     return history
+
+
+def _needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` must be given a closure (``torch.optim.LBFGS``), which it
+    calls to re-evaluate the loss; the others take the gradients already computed."""
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def _closure(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, xb: Tensor, yb: Tensor
+) -> Callable[[], Tensor]:
+    """The loss on this batch with fresh gradients, as a function the optimizer may call."""
+
+    def closure() -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        return loss
+
+    return closure
 
 
 def _progress_bar(progress: bool | None, total: int) -> tqdm:

@@ -1,10 +1,11 @@
-"""Parity of every ``lib.optim`` optimizer with ``torch.optim.X(foreach=False)``.
+"""Parity of every ``lib.optim`` optimizer with ``torch.optim.X``, in both of its paths.
 
-Both run side by side on copies of the same parameters, fed the same gradients, for 120
-steps; parameters and every state tensor must agree. On CPU the two are bit-identical
-(tolerance 0) in float64 and float32 alike, because ``lib`` issues the same in-place ops in
-the same order; on CUDA the float32 runs use torch's default float32 tolerance
-(rtol 1.3e-6, atol 1e-5) in case kernels differ.
+``lib.optim.X(foreach=False)`` runs beside ``torch.optim.X(foreach=False)`` and
+``lib.optim.X(foreach=True)`` beside ``torch.optim.X(foreach=True)``, on copies of the same
+parameters, fed the same gradients, for 120 steps; parameters and every state tensor must
+agree. On CPU each pair is bit-identical (tolerance 0) in float64 and float32 alike,
+because ``lib`` issues the same ops in the same order; on CUDA the float32 runs use
+torch's default float32 tolerance (rtol 1.3e-6, atol 1e-5) in case kernels differ.
 """
 
 from __future__ import annotations
@@ -85,11 +86,13 @@ def set_grads(params: list[torch.Tensor], step: int, gen: torch.Generator) -> No
         p.grad = None if (i == 1 and step % 3 == 0) else (1.0 + i) * p.detach() + noise
 
 
-def run_pair(name: str, kwargs: dict, dtype: torch.dtype, device: str, steps: int = STEPS):
-    """Run lib and torch side by side; return both parameter lists and optimizers."""
+def run_pair(
+    name: str, kwargs: dict, dtype: torch.dtype, device: str, steps: int = STEPS, foreach: bool = False
+):
+    """Run lib and torch side by side, both with ``foreach``; return both parameter lists and optimizers."""
     ours, ref = make_params(dtype, device), make_params(dtype, device)
-    opt = getattr(lo, name)(groups(ours, kwargs), **kwargs)
-    opt_ref = getattr(torch.optim, name)(groups(ref, kwargs), foreach=False, **kwargs)
+    opt = getattr(lo, name)(groups(ours, kwargs), foreach=foreach, **kwargs)
+    opt_ref = getattr(torch.optim, name)(groups(ref, kwargs), foreach=foreach, **kwargs)
     gen, gen_ref = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     for t in range(steps):
         set_grads(ours, t, gen)
@@ -108,13 +111,14 @@ def assert_same_state(opt, opt_ref, ours, ref, **tol) -> None:
             torch.testing.assert_close(state[key], state_ref[key], **tol)
 
 
+@pytest.mark.parametrize("foreach", [False, True], ids=["loop", "foreach"])
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("name", "kwargs"), SETTINGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SETTINGS)])
-def test_parity_with_torch(name, kwargs, dtype, device):
+def test_parity_with_torch(name, kwargs, dtype, device, foreach):
     exact = device == "cpu" or dtype == torch.float64
     tol = dict(rtol=0, atol=0) if exact else dict(rtol=1.3e-6, atol=1e-5)
-    ours, ref, opt, opt_ref = run_pair(name, kwargs, dtype, device)
+    ours, ref, opt, opt_ref = run_pair(name, kwargs, dtype, device, foreach=foreach)
     for p, q in zip(ours, ref, strict=True):
         torch.testing.assert_close(p, q, **tol)
     assert_same_state(opt, opt_ref, ours, ref, **tol)
@@ -227,6 +231,33 @@ def test_state_dict_round_trip_continues_exactly(name):
     assert restored.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
 
 
+@pytest.mark.parametrize("foreach", [False, True], ids=["loop", "foreach"])
+@pytest.mark.parametrize(
+    ("name", "kwargs"), SETTINGS[::3], ids=[f"{n}-{i}" for i, (n, _) in enumerate(SETTINGS)][::3]
+)
+def test_state_dict_cross_loads_between_lib_and_torch(name, kwargs, foreach):
+    # lib's state dict continues in torch and torch's in lib, bit for bit: same names, same values
+    def continued(first, second):
+        params = make_params(torch.float64, "cpu")
+        opt = first(groups(params, kwargs), foreach=foreach, **kwargs)
+        gen = torch.Generator().manual_seed(1)
+        for t in range(10):
+            set_grads(params, t, gen)
+            opt.step()
+        other = second(groups(params, kwargs), foreach=foreach, **kwargs)
+        other.load_state_dict(copy.deepcopy(opt.state_dict()))
+        for t in range(10, 20):
+            set_grads(params, t, gen)
+            other.step()
+        return params
+
+    ours, theirs = getattr(lo, name), getattr(torch.optim, name)
+    expected = continued(theirs, theirs)
+    for first, second in ((ours, theirs), (theirs, ours)):
+        for p, q in zip(continued(first, second), expected, strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_step_with_closure_returns_loss_and_repr_prints(name):
     x = torch.tensor([1.0, -2.0], requires_grad=True)
@@ -242,7 +273,8 @@ def test_step_with_closure_returns_loss_and_repr_prints(name):
     assert loss.item() == pytest.approx(5.0)
     assert not torch.equal(x.detach(), torch.tensor([1.0, -2.0]))  # the closure's gradient was used
     text = repr(opt)
-    assert name in text and "lr" in text
+    assert text.startswith("Lookahead(" if name == "Lookahead" else f"{name} (")
+    assert f"lr: {opt.param_groups[0]['lr']}" in text
 
 
 def quadratic(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

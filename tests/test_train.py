@@ -22,6 +22,13 @@ def _model(dropout: bool = False, seed: int = 0) -> nn.Module:
     return nn.Sequential(net[:-1], nn.Dropout(0.2), net[-1]) if dropout else net
 
 
+def _fit(model: nn.Module, data: TensorData, *, lr: float = 0.1, loss_fn=None, **kwargs) -> History:
+    """fit with the tests' usual settings: plain SGD at ``lr``, cross-entropy, no progress bar."""
+    kwargs = {"epochs": 1, "batch_size": 32, "progress": False, **kwargs}
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    return fit(model, optimizer, loss_fn or nn.CrossEntropyLoss(), data, **kwargs)
+
+
 def _without_times(history: History) -> dict:
     record = dataclasses.asdict(history)
     del record["step_time"], record["epoch_time"]
@@ -91,16 +98,7 @@ def test_gradient_norm_is_the_norm_of_all_gradients():
     model = mlp(1, 8, 1, 1)
     reference = mlp(1, 8, 1, 1)
     reference.load_state_dict(model.state_dict())
-    history = fit(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        nn.MSELoss(),
-        data,
-        epochs=1,
-        batch_size=16,
-        shuffle=False,
-        progress=False,
-    )
+    history = _fit(model, data, loss_fn=nn.MSELoss(), epochs=1, batch_size=16, shuffle=False)
     nn.MSELoss()(reference(data.x), data.y).backward()
     expected = torch.cat([p.grad.flatten() for p in reference.parameters()]).norm()
     assert history.step_grad_norm[0] == pytest.approx(float(expected), rel=1e-5)
@@ -164,15 +162,7 @@ def test_fit_leaves_the_global_generator_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    fit(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        nn.CrossEntropyLoss(),
-        data,
-        epochs=1,
-        batch_size=50,
-        progress=False,
-    )
+    _fit(model, data, epochs=1, batch_size=50)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -201,16 +191,7 @@ def test_schedule_sets_the_learning_rate_of_every_step():
     # a schedule of zero really freezes the weights
     frozen = _model()
     before = [p.clone() for p in frozen.parameters()]
-    fit(
-        frozen,
-        torch.optim.SGD(frozen.parameters(), lr=1.0),
-        nn.CrossEntropyLoss(),
-        data,
-        epochs=1,
-        batch_size=50,
-        schedule=lambda step: 0.0,
-        progress=False,
-    )
+    _fit(frozen, data, lr=1.0, epochs=1, batch_size=50, schedule=lambda step: 0.0)
     assert all(torch.equal(p, q) for p, q in zip(frozen.parameters(), before, strict=True))
 
 
@@ -231,7 +212,7 @@ def test_divergence_raises_with_the_step_and_learning_rate():
     model, args = _exploding_run(max_param_norm=None)
     data = args.pop("data")
     with pytest.raises(DivergenceError, match=r"step 64 .*learning rate 1\.5") as caught:
-        fit(model, torch.optim.SGD(model.parameters(), lr=1.5), nn.MSELoss(), data, **args)
+        _fit(model, data, lr=1.5, loss_fn=nn.MSELoss(), **args)
     assert caught.value.step == 64 and caught.value.lr == 1.5
     assert caught.value.history.step_loss[63] == pytest.approx(4.0**63)
 
@@ -239,9 +220,7 @@ def test_divergence_raises_with_the_step_and_learning_rate():
 def test_divergence_stop_sets_the_flags():
     model, args = _exploding_run(max_param_norm=None)
     data = args.pop("data")
-    history = fit(
-        model, torch.optim.SGD(model.parameters(), lr=1.5), nn.MSELoss(), data, on_divergence="stop", **args
-    )
+    history = _fit(model, data, lr=1.5, loss_fn=nn.MSELoss(), on_divergence="stop", **args)
     assert history.diverged and history.diverged_step == 64
     assert len(history.step_loss) == len(history.step_lr) == len(history.step_grad_norm) == 65
     assert math.isinf(history.step_loss[-1]) and all(math.isfinite(v) for v in history.step_loss[:-1])
@@ -252,15 +231,7 @@ def test_divergence_stop_restores_the_best_weights_of_early_stopping():
     # the validation loss (on the training point) is lowest after epoch 0, w_1 = -2
     model, args = _exploding_run(max_param_norm=None, early_stopping_patience=80)
     data = args.pop("data")
-    history = fit(
-        model,
-        torch.optim.SGD(model.parameters(), lr=1.5),
-        nn.MSELoss(),
-        data,
-        val_data=data,
-        on_divergence="stop",
-        **args,
-    )
+    history = _fit(model, data, lr=1.5, loss_fn=nn.MSELoss(), val_data=data, on_divergence="stop", **args)
     assert history.diverged and history.best_epoch == 0 and not history.stopped_early
     assert model.weight.item() == -2.0
 
@@ -268,20 +239,10 @@ def test_divergence_stop_restores_the_best_weights_of_early_stopping():
 def test_divergence_on_the_parameter_norm():
     model, args = _exploding_run(max_param_norm=1000.0, sync_every=1)
     data = args.pop("data")
-    history = fit(
-        model, torch.optim.SGD(model.parameters(), lr=1.5), nn.MSELoss(), data, on_divergence="stop", **args
-    )
+    history = _fit(model, data, lr=1.5, loss_fn=nn.MSELoss(), on_divergence="stop", **args)
     assert history.diverged_step == 9
     healthy, _ = _exploding_run()
-    history = fit(
-        healthy,
-        torch.optim.SGD(healthy.parameters(), lr=0.1),
-        nn.MSELoss(),
-        _exploding_run()[1]["data"],
-        epochs=100,
-        batch_size=1,
-        progress=False,
-    )
+    history = _fit(healthy, _exploding_run()[1]["data"], loss_fn=nn.MSELoss(), epochs=100, batch_size=1)
     assert not history.diverged and history.diverged_step is None and history.step_loss[-1] < 1e-6
 
 
@@ -295,17 +256,16 @@ def test_early_stopping_restores_the_best_weights():
     def remember(net: nn.Module, epoch: int, history: History) -> dict:
         return {"w": net.weight.item(), "training": net.training}
 
-    history = fit(
+    history = _fit(
         model,
-        torch.optim.SGD(model.parameters(), lr=0.05),
-        nn.MSELoss(),
         train,
+        lr=0.05,
+        loss_fn=nn.MSELoss(),
         val_data=val,
         epochs=50,
         batch_size=32,
         early_stopping_patience=3,
         callback=remember,
-        progress=False,
     )
     best = history.best_epoch
     assert best == min(range(history.epochs), key=history.epoch_val_loss.__getitem__)
@@ -356,14 +316,7 @@ def test_wrong_shapes_get_clear_errors():
     regression = make_noisy_function(10)
     net = mlp(1, 4, 1, 1)
     with pytest.raises(ValueError, match="would broadcast"):
-        fit(
-            net,
-            torch.optim.SGD(net.parameters(), lr=0.1),
-            nn.MSELoss(),
-            TensorData(regression.x, regression.y[:, 0]),
-            epochs=1,
-            batch_size=5,
-        )
+        _fit(net, TensorData(regression.x, regression.y[:, 0]), loss_fn=nn.MSELoss(), epochs=1, batch_size=5)
     with pytest.raises(ValueError, match="val_data"):
         fit(
             model,
@@ -403,7 +356,7 @@ def test_fit_rejects_bad_arguments(kwargs, message):
     data, model = _classification(), _model()
     args = {"epochs": 1, "batch_size": 10, **kwargs}
     with pytest.raises(ValueError, match=message):
-        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), data, **args)
+        _fit(model, data, **args)
 
 
 def test_progress_bar_only_when_asked_or_long(capsys, monkeypatch):
@@ -411,15 +364,7 @@ def test_progress_bar_only_when_asked_or_long(capsys, monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
 
     def run(progress, epochs):
-        fit(
-            model,
-            torch.optim.SGD(model.parameters(), lr=0.1),
-            nn.CrossEntropyLoss(),
-            data,
-            epochs=epochs,
-            batch_size=200,
-            progress=progress,
-        )
+        _fit(model, data, epochs=epochs, batch_size=200, progress=progress)
         return capsys.readouterr()
 
     quiet = run(None, 1)  # one step, far shorter than the bar's delay: no bar at all
@@ -434,14 +379,7 @@ def test_progress_bar_off_when_the_environment_disables_tqdm(capsys, monkeypatch
     monkeypatch.setattr("lib.train.PROGRESS_DELAY_S", 0.0)  # any run would show the bar at once
     for value, expect_bar in (("1", False), ("0", True)):
         monkeypatch.setenv("TQDM_DISABLE", value)
-        fit(
-            model,
-            torch.optim.SGD(model.parameters(), lr=0.1),
-            nn.CrossEntropyLoss(),
-            data,
-            epochs=2,
-            batch_size=200,
-        )
+        _fit(model, data, epochs=2, batch_size=200, progress=None)
         assert ("step" in capsys.readouterr().err) == expect_bar, value
 
 
@@ -452,16 +390,69 @@ def test_fit_on_cuda_is_close_to_cpu():
     histories = []
     for device in ("cuda", "cpu"):
         model = _model().to(device)
-        histories.append(
-            fit(
-                model,
-                torch.optim.SGD(model.parameters(), lr=0.1),
-                nn.CrossEntropyLoss(),
-                data.to(device),
-                epochs=2,
-                batch_size=32,
-                progress=False,
-            )
-        )
+        histories.append(_fit(model, data.to(device), epochs=2, batch_size=32))
     assert histories[0].step_loss == pytest.approx(histories[1].step_loss, rel=1e-4)
     assert histories[0].epoch_train_acc == pytest.approx(histories[1].epoch_train_acc, abs=0.02)
+
+
+def _sequence_task(n: int = 24, steps: int = 5, seed: int = 0) -> tuple[nn.Module, TensorData]:
+    """A per-position classifier: inputs (N, T, 4), logits (N, T, 3), one label per position."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, steps, 4, generator=gen)
+    y = torch.randint(0, 3, (n, steps), generator=gen)
+    torch.manual_seed(seed)
+    return nn.Linear(4, 3), TensorData(x, y)
+
+
+def _sequence_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(output.reshape(-1, output.shape[-1]), y.reshape(-1))
+
+
+def test_accuracy_of_sequence_outputs_is_a_fraction_of_the_labels():
+    # (B, T, C) logits against (B, T) labels: B * T predictions, not B
+    model, data = _sequence_task()
+    expected = (model(data.x).argmax(-1) == data.y).double().mean().item()  # by hand, not via lib
+    result = evaluate(model, _sequence_loss, data, batch_size=7)
+    assert 0 <= result.accuracy <= 1 and result.accuracy == pytest.approx(expected, abs=1e-12)
+    history = _fit(model, data, lr=0.0, loss_fn=_sequence_loss, batch_size=8)
+    assert history.epoch_train_acc[0] == pytest.approx(expected, abs=1e-12)  # lr 0: the same weights
+
+
+def test_fit_copies_to_the_host_once_per_sync_and_never_per_step(monkeypatch):
+    # 200 samples in batches of 32: 7 steps an epoch, synced after step 4 and at the epoch's
+    # end, then the validation (loss and accuracy in one copy): 3 host copies per epoch
+    import lib.train
+
+    calls = {"to_host": 0, "item": 0}
+    to_host, item = lib.train._to_host, torch.Tensor.item
+
+    def counted_to_host(values):
+        calls["to_host"] += 1
+        return to_host(values)
+
+    def counted_item(tensor):
+        calls["item"] += 1
+        return item(tensor)
+
+    data, model = _classification(), _model()
+    monkeypatch.setattr(lib.train, "_to_host", counted_to_host)
+    monkeypatch.setattr(torch.Tensor, "item", counted_item)
+    history = _fit(model, data, val_data=data, epochs=2, batch_size=32, sync_every=4)
+    monkeypatch.undo()
+    assert history.steps == 14 and calls == {"to_host": 2 * 3, "item": 0}
+
+
+def test_fit_gives_lbfgs_the_closure_it_needs():
+    data = make_noisy_function(32, seed=0)
+    torch.manual_seed(0)
+    model = mlp(1, 8, 1, 1)
+    history = fit(
+        model,
+        torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5),
+        nn.MSELoss(),
+        data,
+        epochs=5,
+        batch_size=32,
+        progress=False,
+    )
+    assert history.steps == 5 and history.step_loss[-1] < 0.5 * history.step_loss[0]
