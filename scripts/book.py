@@ -39,6 +39,8 @@ KEPT_FROM_MACHINE = ("OPENBLAS_CORETYPE",)
 
 # Where `scripts/execute.py` stores, in a notebook's metadata, the platform of its outputs.
 PLATFORM_KEY = "book_platform"
+# ... and when the run that stored them finished (UTC, ISO 8601) and how many seconds it took.
+EXECUTION_KEY = "book_execution"
 
 SETUP_CELL_TEMPLATE = """\
 # Setup: on Colab, install the book's library `lib`; everywhere, seed, pick the device

@@ -9,9 +9,10 @@ Usage:
 
 Each notebook runs top to bottom in a fresh kernel of the current Python, in the portable
 numeric mode, with the hash seed and plotting backend of `scripts/book.py` (the same
-settings `pytest` uses), and is saved with clean metadata (no execution timestamps, a
+settings `pytest` uses), and is saved with clean metadata (no per-cell timestamps, a
 generic kernel spec) plus the record of the platform its outputs come from
-(`lib.numerics.platform_record()`), which tells `pytest` where they can be reproduced.
+(`lib.numerics.platform_record()`), which tells `pytest` where they can be reproduced, and
+when the run finished and how long it took (the book's status page shows both).
 Prints the wall-clock time of each notebook. `--jobs N` runs N notebooks at a time, each in
 its own kernel with the same thread count, so the outputs do not depend on N, except the
 wall-clock measurements of chapters 2, 3 and 3b: store those alone, on a quiet machine.
@@ -38,6 +39,7 @@ how a reader sees what a different machine changes in the book's numbers.
 import argparse
 import ast
 import copy
+import datetime
 import functools
 import math
 import re
@@ -53,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.notebook import GLUE_MIME_PREFIX  # noqa: E402
 from lib.numerics import differences  # noqa: E402
 from scripts.book import (  # noqa: E402
+    EXECUTION_KEY,
     PLATFORM_KEY,
     ROOT,
     book_notebooks,
@@ -107,12 +110,15 @@ def shift_seeds(source: str, offset: int) -> tuple[str, int]:
     return source, count
 
 
-def clean_metadata(nb: nbformat.NotebookNode) -> None:
-    """Drop what changes from run to run and says nothing about the book; record the platform."""
+def clean_metadata(nb: nbformat.NotebookNode, seconds: float) -> None:
+    """Drop what changes from run to run and says nothing about the book; record the platform,
+    and when the run finished and how many ``seconds`` it took."""
+    finished = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     nb.metadata = {
         "kernelspec": KERNELSPEC,
         "language_info": {"name": "python"},
         PLATFORM_KEY: execution_platform(),
+        EXECUTION_KEY: {"finished": finished.isoformat(), "seconds": round(seconds, 1)},
     }
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
@@ -143,7 +149,7 @@ def execute(path: Path) -> tuple[float, list[str], list[str]]:
     """Execute one notebook in place; return its wall-clock time in seconds (no report, no failure)."""
     nb = nbformat.read(path, as_version=4)
     elapsed = run(nb, path)
-    clean_metadata(nb)
+    clean_metadata(nb, elapsed)
     nbformat.write(nb, path)
     return elapsed, [], []
 

@@ -14,15 +14,24 @@ every notebook, and why, is printed at the top of the run and in its summary.
 `.ci/run` and the GitHub workflow force reproduce on x86-64, and the workflow's ARM job claims.
 Text masked by `nbval_sanitize.cfg` and cells tagged `nbval-ignore-output` (timings) are not
 compared at either level.
+
+Each run that checks notebooks of the book writes, for each of them, the level, the result,
+the time the cells took and when, into `_build/book-levels.json` (`RUN_RECORD`; not in git);
+the book's status page reads it. A run of some notebooks keeps the others' earlier records.
 """
 
+import datetime
 import functools
+import json
 from pathlib import Path
 
 import nbformat
 
 from lib.numerics import differences
-from scripts.book import book_notebooks, execution_platform, stored_platform
+from scripts.book import ROOT, book_notebooks, execution_platform, stored_platform
+
+#: Where a test run records each notebook's level and result (read by the status page).
+RUN_RECORD = ROOT / "_build" / "book-levels.json"
 
 LEVELS = ("auto", "reproduce", "claims")
 
@@ -73,6 +82,70 @@ def _grouped(config, paths) -> list[str]:
             which = f"{len(names)} notebooks ({', '.join(Path(n).stem for n in names)})"
         lines.append(f"  {level.upper()} for {which}: {reason}")
     return lines
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(RunRecorder(config), "book-run-record")
+
+
+class RunRecorder:
+    """Collects each book notebook's cell reports (from every xdist worker) and records the run."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.notebooks: dict[str, dict] = {}
+        self.book = {path.resolve() for path in book_notebooks()}
+
+    def pytest_runtest_logreport(self, report) -> None:
+        path = (Path(self.config.rootpath) / report.nodeid.split("::")[0]).resolve()
+        if path not in self.book:
+            return
+        name = path.relative_to(ROOT).as_posix()
+        counts = self.notebooks.setdefault(name, {"passed": 0, "failed": 0, "skipped": 0, "seconds": 0.0})
+        counts["seconds"] += report.duration
+        if report.failed:
+            counts["failed"] += 1
+        elif report.skipped:
+            counts["skipped"] += 1
+        elif report.when == "call":
+            counts["passed"] += 1
+
+    def pytest_sessionfinish(self, session) -> None:
+        if hasattr(self.config, "workerinput") or not self.notebooks:
+            return  # an xdist worker: the controller records the run
+        finished = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+        results = {}
+        for name, counts in self.notebooks.items():
+            level, reason = notebook_level(self.config, ROOT / name)
+            result = "failed" if counts["failed"] else "passed" if counts["passed"] else "skipped"
+            results[name] = {
+                "finished": finished,
+                "level": level,
+                "reason": reason,
+                "result": result,
+                "cells passed": counts["passed"],
+                "cells failed": counts["failed"],
+                "seconds": round(counts["seconds"], 1),
+            }
+        record_run(RUN_RECORD, results, execution_platform())
+
+
+def record_run(path: Path, results: dict[str, dict], platform: dict[str, str]) -> dict:
+    """Merge one run's ``results`` (by notebook) into the record at ``path``; return the record.
+
+    Notebooks this run did not check keep their earlier entries; each entry carries the
+    platform it ran on.
+    """
+    try:
+        record = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        record = {}
+    notebooks = record.get("notebooks", {})
+    notebooks.update({name: {**result, "platform": platform} for name, result in results.items()})
+    record = {"notebooks": dict(sorted(notebooks.items()))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
 
 
 def pytest_report_header(config):
