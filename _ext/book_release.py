@@ -47,9 +47,6 @@ from scripts.levels import RUN_RECORD
 
 PDF_NAME = "why-training-fails.pdf"  # as scripts/pdf.py writes it
 DOWNLOAD_BUILDERS = ("html", "dirhtml")  # the site: the files sit next to its pages
-PLATFORM_FIELDS = (  # the status page's short label of a platform record, in this order
-    "machine", "python", "torch", "torch CPU kernels", "torch BLAS", "numpy BLAS", "threads", "device",
-)  # fmt: skip
 
 
 def book_version(root: Path = ROOT) -> str:
@@ -137,25 +134,30 @@ def _seconds(seconds: float) -> str:
 
 
 def platform_label(record: dict) -> str:
-    """A platform record in one line: machine, Python, torch and its kernels, BLAS, threads, device."""
+    """A platform record in one line: machine, Python, torch and kernels, NumPy and BLAS, threads, device."""
     if not record:
         return "not recorded"
-    parts = [
-        f"{key} {record[key]}" if key not in ("machine", "device") else record[key]
-        for key in PLATFORM_FIELDS
-        if key in record
-    ]
-    return ", ".join(parts)
+    rest = dict(record)
+    take = rest.pop
+    parts = [take("machine", "?"), f"Python {take('python', '?')}"]
+    parts.append(
+        f"torch {take('torch', '?')} ({take('torch CPU kernels', '?')} kernels, {take('torch BLAS', '?')})"
+    )
+    parts.append(f"NumPy {take('numpy', '?')} ({take('numpy BLAS', '?')})")
+    parts.append(f"{take('threads', '?')} threads, device {take('device', '?')}")
+    return ", ".join(parts + [f"{key} {value}" for key, value in sorted(rest.items())])
 
 
-def _test_run(entry: dict | None) -> str:
+def _test_run(entry: dict | None, latest: str) -> str:
+    """What the last test run here made of one notebook: the verdict, the time, the date if older."""
     if entry is None:
         return "not run here"
     verdict = {
         ("reproduce", "passed"): "reproduced",
         ("claims", "passed"): "claims checked",
     }.get((entry["level"], entry["result"]), f"{entry['result']} at the {entry['level']} level")
-    return f"{verdict} ({_seconds(entry['seconds'])}, {_when(entry['finished'])})"
+    when = "" if entry["finished"] == latest else f", {_when(entry['finished'])}"
+    return f"{verdict} in {_seconds(entry['seconds'])}{when}"
 
 
 class placeholder(nodes.General, nodes.Element):
@@ -203,11 +205,17 @@ def _link(text: str, uri: str) -> nodes.reference:
 
 
 def _cite(app: Sphinx, docname: str) -> list[nodes.Node]:
-    cff = ROOT / "CITATION.cff"
-    repo_cff = f"{citation()['repository-code']}/blob/main/CITATION.cff"
+    cff = citation()
+    authors, rest = cite_text().split(f" {cff['title']}, ", 1)
+    version, url = rest.rsplit(" ", 1)
     para = nodes.paragraph(ids=["cite-this-book"])
-    para += [nodes.strong(text="Cite this book: "), nodes.Text(cite_text() + " ")]
-    para += [nodes.Text("(also as "), _link(cff.name, repo_cff), nodes.Text(" in the repository).")]
+    para += [
+        nodes.strong(text="Cite this book: "),
+        nodes.Text(authors + " "),
+        nodes.emphasis(text=cff["title"]),
+    ]
+    para += [nodes.Text(f", {version} "), _link(url, url), nodes.Text(". The same in ")]
+    para += [_link("CITATION.cff", f"{cff['repository-code']}/blob/main/CITATION.cff"), nodes.Text(".")]
     return [para]
 
 
@@ -228,7 +236,10 @@ def _downloads(app: Sphinx, docname: str) -> list[nodes.Node]:
         para += [_link("the whole book as a PDF", up + PDF_NAME), nodes.Text(f" ({size}) or ")]
     zipped = Path(app.outdir) / zip_name()
     size = f"{zipped.stat().st_size / 1e6:.1f} MB" if zipped.exists() else "zip"
-    para += [_link(f"all {count} notebooks", up + zip_name()), nodes.Text(f" ({size}), with their outputs.")]
+    para += [
+        _link(f"all {count} notebooks as a zip", up + zip_name()),
+        nodes.Text(f" ({size}, with outputs)."),
+    ]
     return [para]
 
 
@@ -237,30 +248,30 @@ def _status(app: Sphinx, docname: str) -> list[nodes.Node]:
         run = json.loads(Path(app.config.book_run_record).read_text())["notebooks"]
     except (FileNotFoundError, json.JSONDecodeError, KeyError):
         run = None
+    latest = max((entry["finished"] for entry in (run or {}).values()), default="")
     rows, platforms = [], {}
     for path in toc_notebooks():
         nb = nbformat.read(path, as_version=4)
         name = path.relative_to(ROOT).as_posix()
         stored = dict(nb.metadata.get(PLATFORM_KEY, {}))
-        label = platform_label(stored)
-        letter = platforms.setdefault(label, chr(ord("A") + len(platforms))) if stored else "not recorded"
         execution = nb.metadata.get(EXECUTION_KEY, {})
+        when = [_when(execution["finished"])] if "finished" in execution else ["time not recorded"]
+        took = [_seconds(execution["seconds"])] if "seconds" in execution else []
+        label = platform_label(stored)
+        where = [f"platform {platforms.setdefault(label, chr(ord('A') + len(platforms)))}"] if stored else []
         rows.append(
             [
                 _doc_link(docname, path.relative_to(ROOT).with_suffix("").as_posix()),
-                _when(execution["finished"]) if "finished" in execution else "not recorded",
-                letter,
-                _seconds(execution["seconds"]) if "seconds" in execution else "not recorded",
+                ", ".join(when + took + where),
                 str(count_asserts(nb)),
-                "no test run recorded" if run is None else _test_run(run.get(name)),
+                "no test run recorded" if run is None else _test_run(run.get(name), latest),
             ]
         )
-    header = ["Notebook", "Stored outputs computed", "Platform", "Run time", "Asserts", "Last test run here"]
+    header = ["Notebook", "Stored outputs computed", "Asserts", "Last test run here"]
     result: list[nodes.Node] = []
     if run is None:
         result.append(nodes.paragraph(text="No test run recorded on this machine."))
     else:
-        latest = max(entry["finished"] for entry in run.values())
         result.append(nodes.paragraph(text=f"Last test run recorded on this machine: {_when(latest)}."))
     result.append(_table(header, rows))
     legend = nodes.bullet_list()
