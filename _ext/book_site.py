@@ -105,5 +105,4 @@ def setup(app: Sphinx) -> dict:
     register_plugin("pybtex.style.formatting", "book", BookStyle, force=True)
     # after the theme has added its buttons (priority 501)
     app.connect("html-page-context", _rewrite_issue_button, priority=900)
-    app.add_js_file("book-search.js")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

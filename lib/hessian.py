@@ -359,9 +359,9 @@ def _lanczos_steps(
 
     .. math::
 
-        r_j = A q_j, \quad \alpha_j = q_j^\top r_j, \quad
-        r_j \leftarrow r_j - Q_j (Q_j^\top r_j) \ \text{(twice)}, \quad
-        \beta_j = \lVert r_j \rVert, \quad q_{j+1} = r_j / \beta_j,
+        & r_j = A q_j, \quad \alpha_j = q_j^\top r_j, \\
+        & r_j \leftarrow r_j - Q_j (Q_j^\top r_j) \ \text{(twice)}, \\
+        & \beta_j = \lVert r_j \rVert, \quad q_{j+1} = r_j / \beta_j,
 
     where :math:`Q_j = [q_1, \dots, q_j]`. The first Gram-Schmidt pass against all of
     :math:`Q_j` performs the three-term step :math:`r_j - \alpha_j q_j - \beta_{j-1} q_{j-1}`
@@ -446,9 +446,9 @@ def lanczos(
 
     .. math::
 
-        r_j = A q_j, \quad \alpha_j = q_j^\top r_j, \quad
-        r_j \leftarrow r_j - Q_j (Q_j^\top r_j) \ \text{(twice)}, \quad
-        \beta_j = \lVert r_j \rVert, \quad q_{j+1} = r_j / \beta_j
+        & r_j = A q_j, \quad \alpha_j = q_j^\top r_j, \\
+        & r_j \leftarrow r_j - Q_j (Q_j^\top r_j) \ \text{(twice)}, \\
+        & \beta_j = \lVert r_j \rVert, \quad q_{j+1} = r_j / \beta_j
 
     (Golub and Van Loan, Algorithm 10.1.1 with complete reorthogonalization: the first
     Gram-Schmidt pass against all of :math:`Q_j` performs the three-term step

@@ -58,8 +58,8 @@ class HiddenBlock(nn.Module):
 
     .. math::
 
-        h' = \phi(\mathrm{norm}(W h + b)), \quad \text{or with a residual connection}
-        \quad h' = h + \phi(\mathrm{norm}(W h + b)).
+        & h' = \phi(\mathrm{norm}(W h + b)), \\
+        & \text{or with a residual connection: } h' = h + \phi(\mathrm{norm}(W h + b)).
 
     Args:
         width: the number of units in and out.

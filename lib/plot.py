@@ -47,6 +47,7 @@ __all__ = [
     "BOOK_STYLE",
     "AnimationHTML",
     "contour",
+    "describe",
     "loss_curves",
     "race",
     "schedules",
@@ -125,18 +126,106 @@ def use_style() -> None:
     The one call that changes global state, made once in each chapter's setup cell: it
     sets the rcParams of :data:`BOOK_STYLE` and, inside IPython, has the inline backend
     store each figure as a PNG at twice its pixel size (shown at its normal size), so
-    figures stay sharp on high-density screens. Outside IPython only the rcParams change.
+    figures stay sharp on high-density screens, with the figure's :func:`describe` in the
+    PNG's output metadata: the site's caption and alt text. Outside IPython only the
+    rcParams change.
     """
     mpl.rcParams.update(BOOK_STYLE)
     try:
+        from IPython import get_ipython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
     except ImportError:  # no IPython here: nothing draws inline
         return
     set_matplotlib_formats("retina")
+    shell = get_ipython()
+    if shell is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    retina = png.lookup_by_type(Figure)
+    if getattr(retina, "describes", False):  # use_style() called twice
+        return
+
+    def described(fig: Figure) -> tuple[bytes, dict[str, Any]] | None:
+        result = retina(fig)
+        if result is None:
+            return None
+        data, metadata = result if isinstance(result, tuple) else (result, {})
+        return data, {**metadata, **describe(fig)}
+
+    described.describes = True  # type: ignore[attr-defined]
+    png.for_type(Figure, described)
 
 
 # the functions below take an argument named ``style``; this name reaches the context manager
 _apply_style = style
+
+
+# TeX in matplotlib labels, as a screen reader or a caption should read it.
+_TEX_SYMBOLS = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "Delta": "Δ", "epsilon": "ε",
+    "varepsilon": "ε", "eta": "η", "theta": "θ", "kappa": "κ", "lambda": "λ", "mu": "μ",
+    "nu": "ν", "pi": "π", "rho": "ρ", "sigma": "σ", "Sigma": "Σ", "tau": "τ", "phi": "φ",
+    "omega": "ω", "nabla": "∇", "sqrt": "√", "infty": "∞", "cdot": "·", "times": "×",
+    "approx": "≈", "leq": "≤", "geq": "≥", "le": "≤", "ge": "≥", "to": "→", "ell": "ℓ",
+    "partial": "∂", "|": "‖", "log": "log", "max": "max", "min": "min", "mathrm": "",
+    "mathbf": "", "mathcal": "", "operatorname": "", "text": "", "top": "ᵀ", "quad": " ",
+}  # fmt: skip
+
+
+_SUPERSCRIPTS = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
+
+
+def _plain(label: str) -> str:
+    """A matplotlib label without mathtext markup: '$\\eta\\lambda_{\\max}$' -> 'ηλ_max'."""
+    text = re.sub(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"\1/\2", label)  # \frac{a}{b} -> a/b
+    text = re.sub(r"\\[dt]?frac\s*(\w)(\w)", r"\1/\2", text)  # \frac12 -> 1/2
+    text = re.sub(r"\^\{?([-+]?\d+)\}?", lambda m: m.group(1).translate(_SUPERSCRIPTS), text)
+    text = re.sub(r"\\([A-Za-z]+|\|)", lambda m: _TEX_SYMBOLS.get(m.group(1), m.group(1)), text)
+    text = text.replace("$", "").replace("{", "").replace("}", "").replace("\\,", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _panel(ax: Axes) -> str:
+    """One panel in words: what it plots against what, and the names of its curves."""
+    x, y = _plain(ax.get_xlabel()), _plain(ax.get_ylabel())
+    scales = [f"{name} on a log scale" for name, scale in ((x, ax.get_xscale()), (y, ax.get_yscale()))
+              if name and scale == "log"]  # fmt: skip
+    words = f"{y} against {x}" if x and y else (y or x)
+    if scales:
+        words += f" ({', '.join(scales)})"
+    legend = ax.get_legend()
+    names = [_plain(t.get_text()) for t in legend.get_texts()] if legend is not None else []
+    if names:
+        words += f"; {len(names)} series: {', '.join(names)}"
+    return words
+
+
+def describe(fig: Figure) -> dict[str, str]:
+    """What a figure shows, in words: its caption and its alt text, read from the figure itself.
+
+    The caption is the figure's title (its ``suptitle``, or the title of its one panel, or
+    its panels' titles); the alt text adds, for each panel, what it plots against what, the
+    scales and the names in its legend. :func:`use_style` stores both with every PNG a notebook
+    shows, and the site prints them under the figure and gives them to screen readers.
+
+    Args:
+        fig: a drawn figure.
+
+    Returns:
+        ``{"caption": ..., "alt": ...}``; the caption is "" when the figure has no title.
+    """
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    titles = [_plain(ax.get_title()) for ax in panels]
+    suptitle = _plain(fig._suptitle.get_text()) if fig._suptitle is not None else ""
+    caption = suptitle or "; ".join(t for t in titles if t)
+    caption = caption[:1].upper() + caption[1:]
+    parts = []
+    for i, (ax, title) in enumerate(zip(panels, titles)):
+        where = f"Panel {i + 1} of {len(panels)}" if len(panels) > 1 else "The figure"
+        named = f' "{title}"' if title and title != caption else ""
+        parts.append(f"{where}{named} shows {_panel(ax) or 'an unlabelled plot'}.")
+    alt = " ".join([f"{caption}." if caption else "", *parts]).strip()
+    return {"caption": caption, "alt": alt}
 
 
 def _new_axes(ax: Axes | None, **subplot_kw: Any) -> tuple[Figure, Axes]:

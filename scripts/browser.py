@@ -27,6 +27,8 @@ LOAD_SECONDS = 300  # generous: the machine may be busy
 SETTLED = """
 (async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  // images load lazily as a reader scrolls; a check of the whole page loads them all now
+  document.querySelectorAll('img[loading="lazy"]').forEach(i => { i.loading = "eager"; });
   await Promise.all([...document.images].map(i => i.complete ? null :
     new Promise(r => { i.addEventListener("load", r); i.addEventListener("error", r); })));
   await new Promise(r => setTimeout(r, 50));

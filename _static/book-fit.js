@@ -1,0 +1,40 @@
+/* Wide blocks on a narrow column (desktop or phone). A display equation wider than its
+   column shrinks to fit, down to MIN_SCALE of its size; an equation or an output table that
+   still does not fit scrolls inside its box, and the box says so (class book-scrolls: a
+   shadow at the edge and a "scroll" label). Runs when MathJax has typeset the page, and
+   again when the window changes width. */
+(function () {
+  var MIN_SCALE = 0.6;
+
+  function fitEquations() {
+    document.querySelectorAll('.bd-article mjx-container[display="true"]').forEach(function (box) {
+      box.style.fontSize = "";
+      var room = box.clientWidth, needed = box.scrollWidth;
+      if (needed > room + 1) {
+        box.style.fontSize = Math.max(MIN_SCALE, (0.99 * room) / needed) * 100 + "%";
+      }
+    });
+  }
+
+  function markScrolling() {
+    var wide = ".bd-article .cell_output pre, .bd-article mjx-container[display=\"true\"]";
+    document.querySelectorAll(wide).forEach(function (el) {
+      el.parentElement.classList.toggle("book-scrolls", el.scrollWidth > el.clientWidth + 1);
+    });
+  }
+
+  function fit() {
+    fitEquations();
+    markScrolling();
+  }
+
+  var pending = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(pending);
+    pending = setTimeout(fit, 100);
+  });
+  window.addEventListener("load", function () {
+    var typeset = window.MathJax && MathJax.startup && MathJax.startup.promise;
+    (typeset || Promise.resolve()).then(fit);
+  });
+})();
