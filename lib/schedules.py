@@ -210,12 +210,24 @@ def cosine_annealing_warm_restarts(
     checks.integer("T_mult", T_mult, 1)
     checks.number("eta_min", eta_min, 0.0, lr)
 
+    def start(i: int) -> int:
+        # the first step of period i: T_0 (1 + T_mult + ... + T_mult^(i-1))
+        return T_0 * i if T_mult == 1 else T_0 * (T_mult**i - 1) // (T_mult - 1)
+
     def schedule(step: int) -> float:
         checks.integer("step", step, 0)
-        # walk through the finished periods: T_cur steps into a period of length T_i
-        t_cur, t_i = step, T_0
-        while t_cur >= t_i:
-            t_cur, t_i = t_cur - t_i, t_i * T_mult
+        # the period i holding the step, in closed form (start(i) <= step < start(i + 1)); the
+        # logarithm is a float, so the integer comparisons put it right at the boundaries
+        if T_mult == 1:
+            i = step // T_0
+        else:
+            i = int(math.log(step * (T_mult - 1) / T_0 + 1, T_mult))
+            while start(i + 1) <= step:
+                i += 1
+            while start(i) > step:
+                i -= 1
+        # T_cur steps into a period of length T_i
+        t_cur, t_i = step - start(i), T_0 * T_mult**i
         return _cosine(lr, eta_min, t_cur / t_i)
 
     return schedule

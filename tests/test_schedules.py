@@ -7,6 +7,7 @@ evaluates the closed form, so the two agree to rounding: ``rtol=1e-12, atol=1e-1
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -217,3 +218,26 @@ def test_one_cycle_endpoints():
     assert lr(29) == pytest.approx(1.0)  # the peak ends phase 1 at pct_start * T - 1
     assert lr(99) == pytest.approx(1e-3)
     assert math.isclose(max(lr(t) for t in range(100)), 1.0)
+
+
+def _walked_warm_restarts(lr, T_0, T_mult, eta_min, step):  # noqa: N803
+    """The reference by definition: walk through the finished periods."""
+    t_cur, t_i = step, T_0
+    while t_cur >= t_i:
+        t_cur, t_i = t_cur - t_i, t_i * T_mult
+    return eta_min + 0.5 * (lr - eta_min) * (1 + math.cos(math.pi * t_cur / t_i))
+
+
+@pytest.mark.parametrize(("T_0", "T_mult"), [(1, 1), (1, 2), (3, 2), (5, 3), (7, 1)])
+def test_warm_restarts_at_large_steps_in_constant_time(T_0, T_mult):  # noqa: N803
+    schedule = S.cosine_annealing_warm_restarts(0.1, T_0, T_mult, eta_min=0.001)
+    # around every restart up to large steps, where the float logarithm is least certain
+    boundaries = [T_0 * i if T_mult == 1 else T_0 * (T_mult**i - 1) // (T_mult - 1) for i in range(1, 40)]
+    for b in [s for s in boundaries if s < 10**15][-12:] + [10**6]:
+        for step in (b - 1, b, b + 1):
+            expected = _walked_warm_restarts(0.1, T_0, T_mult, 0.001, step)
+            assert schedule(step) == pytest.approx(expected, rel=1e-13, abs=0), step
+    start = time.perf_counter()
+    for step in range(10**9, 10**9 + 1000):
+        schedule(step)
+    assert time.perf_counter() - start < 0.1  # the walk took 36 ms a call at 10**6 with T_0=1
