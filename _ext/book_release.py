@@ -336,6 +336,16 @@ def _copy_pdf(app: Sphinx, exception: Exception | None) -> None:
         (Path(app.outdir) / PDF_NAME).write_bytes(pdf.read_bytes())
 
 
+def _single_page_has_all_math(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """``singlehtml`` (the PDF's page): the one page holds every page's math, so it loads MathJax.
+
+    Runs before the extensions that load MathJax only on pages with math (``book_weight``).
+    """
+    if app.builder.name == "singlehtml" and pagename == app.config.root_doc:
+        equations = app.env.get_domain("math").data["has_equations"]
+        equations[pagename] = any(equations.values())
+
+
 def _version_in_footer(app: Sphinx, config) -> None:
     version = book_version()
     config.version = config.release = version
@@ -359,4 +369,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("doctree-read", _resolve_when_read)
     app.connect("doctree-resolved", _resolve)
     app.connect("build-finished", _copy_pdf)
+    app.connect("html-page-context", _single_page_has_all_math, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
