@@ -20,6 +20,24 @@ from torch import Tensor, nn
 
 from lib import checks
 
+__all__ = [
+    "sigmoid",
+    "sigmoid_grad",
+    "tanh",
+    "tanh_grad",
+    "relu",
+    "relu_grad",
+    "leaky_relu",
+    "leaky_relu_grad",
+    "elu",
+    "elu_grad",
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+]
+
 # --------------------------------------------------------------------------- functions
 
 

@@ -38,6 +38,19 @@ from torch import Tensor
 
 from lib import checks
 
+__all__ = [
+    "TensorData",
+    "Splits",
+    "load_digits",
+    "load_mnist1d",
+    "make_scaled_regression",
+    "make_noisy_function",
+    "ShiftedData",
+    "make_shifted_moons",
+    "BatchLoader",
+    "RandomShiftRotate",
+]
+
 DeviceLike = torch.device | str | None
 
 
@@ -406,7 +419,10 @@ class BatchLoader:
         transform: a function applied to each input batch on the device (augmentation),
             for example :class:`RandomShiftRotate`; if it has a ``reset()`` method (a
             random transform), the loader calls it once, so the augmentations start afresh.
-            With several processes each applies it to its own share.
+            With several processes each applies it to its own share; a transform with
+            ``draw``/``apply`` methods (:class:`RandomShiftRotate`) draws the random numbers
+            of the whole batch on every process and applies this process's rows, so a data
+            parallel run augments each sample exactly as one process would.
         rank: this process's index, ``0 <= rank < world_size``.
         world_size: the number of processes sharing each batch, at least 1 and at most
             ``batch_size``.
@@ -490,7 +506,11 @@ class BatchLoader:
                 if self.world_size > 1:
                     index = index[shard]
                 xb, yb = self.x[index], self.y[index]
-            if self.transform is not None:
+            if self.world_size > 1 and hasattr(self.transform, "draw"):
+                # a random transform draws for the whole batch and applies this process's rows,
+                # so each sample gets the augmentation a single process would give it
+                xb = self.transform.apply(xb, self.transform.draw(stop - start, xb.dtype)[shard])
+            elif self.transform is not None:
                 xb = self.transform(xb)
             yield xb, yb
 
@@ -536,9 +556,16 @@ class RandomShiftRotate:
         """
         if images.dim() != 4:
             raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
-        batch, _, height, width = images.shape
-        u = torch.rand(batch, 3, generator=self.generator, dtype=images.dtype) * 2 - 1  # (B, 3) in [-1, 1]
-        u = u.to(images.device)
+        return self.apply(images, self.draw(images.shape[0], images.dtype))
+
+    def draw(self, batch: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The next ``batch`` rows of the stream: per image, (angle, x shift, y shift) in [-1, 1]."""
+        return torch.rand(batch, 3, generator=self.generator, dtype=dtype) * 2 - 1  # (B, 3)
+
+    def apply(self, images: Tensor, u: Tensor) -> Tensor:
+        """Rotate and shift each image by its row of ``u`` (from :meth:`draw`)."""
+        _, _, height, width = images.shape
+        u = u.to(images.device, images.dtype)
         angle = torch.deg2rad(u[:, 0] * self.max_degrees)
         cos, sin = torch.cos(angle), torch.sin(angle)
         # affine_grid works in normalized coordinates: one pixel is 2 / size

@@ -10,11 +10,14 @@ generator and torch's CPU and CUDA generators) in one explicit call.
 
 import os
 import random
+import re
 
 import numpy as np
 import torch
 
 from lib import checks
+
+__all__ = ["get_device", "seed"]
 
 DEVICE_ENV_VAR = "LIB_DEVICE"
 
@@ -39,18 +42,25 @@ def get_device() -> torch.device:
         The chosen ``torch.device``.
 
     Raises:
-        ValueError: if ``LIB_DEVICE`` names no device kind the book knows.
-        RuntimeError: if ``LIB_DEVICE`` names a device this machine does not have.
+        ValueError: if ``LIB_DEVICE`` names no device the book knows.
+        RuntimeError: if ``LIB_DEVICE`` names a device this machine does not have (no such
+            kind, or ``cuda:N`` with N at least the number of GPUs).
     """
     requested = os.environ.get(DEVICE_ENV_VAR, "").strip()
     if requested:
-        kind = requested.split(":")[0]
-        if kind not in ("cpu", "cuda", "mps"):
+        match = re.fullmatch(r"(cpu|mps|cuda)(?::(\d+))?", requested)
+        if match is None or (match[2] is not None and match[1] != "cuda"):
             raise ValueError(
                 f"{DEVICE_ENV_VAR}={requested!r} is not a device: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
             )
+        kind, index = match[1], match[2]
         if not _available(kind):
             raise RuntimeError(f"{DEVICE_ENV_VAR}={requested!r} but this machine has no {kind} device")
+        if index is not None and int(index) >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"{DEVICE_ENV_VAR}={requested!r} but this machine has {torch.cuda.device_count()} "
+                f"CUDA device(s), numbered from 0"
+            )
         return torch.device(requested)
     for kind in ("cuda", "mps"):
         if _available(kind):

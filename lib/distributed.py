@@ -1,7 +1,8 @@
 r"""Data parallelism on PyTorch's own engine: ``torch.distributed`` and ``DistributedDataParallel``.
 
 :func:`launch` starts ``world_size`` processes on this machine, joins them in a process
-group (rendezvous on 127.0.0.1 at a free port; backend ``gloo`` on the CPU, ``nccl`` on
+group (rendezvous through a file in the run's temporary folder, so no port is picked and
+none can be taken by another program in between; backend ``gloo`` on the CPU, ``nccl`` on
 CUDA GPUs, with no other change to the code), runs a *worker* in each and returns what
 every worker returned. A worker is a function of this module (spawned processes must be
 able to import it) called as ``worker(rank, world_size, device, **kwargs)``:
@@ -26,10 +27,11 @@ backward pass (an ``all_reduce``), so every process steps with
 
 the gradient of the whole batch, as one process would with batch :math:`WB`.
 
-Failures are reported, not waited for: a worker that raises or dies makes :func:`launch`
-stop the others and raise :class:`WorkerError` naming the rank that failed first (not a peer
-that failed after it in a collective); a run that outlasts
-``timeout`` is stopped the same way; collectives time out after ``timeout`` too.
+Failures are reported, not waited for: a worker that raises or dies, or a process that
+cannot join the group, makes :func:`launch` stop the others and raise :class:`WorkerError`
+naming the rank that failed first (not a peer that failed after it in a collective) and
+its cause; a run that outlasts ``timeout`` is stopped the same way; collectives time out
+after ``timeout`` too. The caller's environment is left as it was.
 
 References:
     Li et al., "PyTorch Distributed: experiences on accelerating data parallel training",
@@ -64,8 +66,6 @@ from lib.train import History, fit
 
 __all__ = [
     "WorkerError",
-    "free_port",
-    "backend_for",
     "launch",
     "sequence",
     "gradient_worker",
@@ -74,7 +74,6 @@ __all__ = [
     "shards_worker",
 ]
 
-HOST = "127.0.0.1"
 Worker = Callable[..., Any]
 
 
@@ -93,29 +92,9 @@ class WorkerError(RuntimeError):
 # ------------------------------------------------------------------------- the launcher
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now: the one the system gives when binding port 0."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _check_port(port: int) -> int:
-    """Check that ``port`` is a valid port that nothing on 127.0.0.1 listens on; return it."""
-    checks.integer("port", port, 1, 65535)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError as error:
-            raise ValueError(
-                f"port {port} on {HOST} is in use ({error.strerror}): pass port=None to pick a free one"
-            ) from None
-    return port
-
-
-def backend_for(device: torch.device | str) -> str:
+def _backend_for(device: torch.device) -> str:
     """The ``torch.distributed`` backend for a device: ``"nccl"`` for CUDA, ``"gloo"`` otherwise."""
-    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def _loopback_interface() -> str | None:
@@ -128,27 +107,31 @@ def _run(
     rank: int,
     worker: Worker,
     world_size: int,
-    port: int,
     device_type: str,
     timeout: float,
     folder: str,
+    environment: dict[str, str],
     kwargs: dict[str, Any],
 ) -> None:
-    """What each process runs: join the group, run the worker, save its result, leave the group."""
-    if device_type == "cuda":
-        device = torch.device("cuda", rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-        torch.set_num_threads(1)  # one core per process: W processes share the machine's cores
-    dist.init_process_group(
-        backend_for(device),
-        init_method=f"tcp://{HOST}:{port}",
-        rank=rank,
-        world_size=world_size,
-        timeout=datetime.timedelta(seconds=timeout),
-    )
+    """What each process runs: join the group, run the worker, save its result, leave the group.
+
+    A failure anywhere, joining the group included, leaves an error record with its cause.
+    """
     try:
+        os.environ.update(environment)  # this process's own environment, not the caller's
+        if device_type == "cuda":
+            device = torch.device("cuda", rank)
+            torch.cuda.set_device(device)
+        else:
+            device = torch.device("cpu")
+            torch.set_num_threads(1)  # one core per process: W processes share the machine's cores
+        dist.init_process_group(
+            _backend_for(device),
+            init_method=(Path(folder) / "rendezvous").as_uri(),  # a FileStore: no port to pick
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=timeout),
+        )
         # torch.multiprocessing hands CPU tensors over in shared memory: without a private
         # copy, every process's optimizer would update the same parameters
         result = worker(rank, world_size, device, **copy.deepcopy(kwargs))
@@ -163,7 +146,8 @@ def _run(
         partial.replace(record)  # atomic: the parent never reads a record half written
         raise
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _start_method() -> str:
@@ -183,16 +167,17 @@ def launch(
     world_size: int,
     *,
     device: torch.device | str | None = None,
-    port: int | None = None,
     timeout: float = 120.0,
     **kwargs: Any,
 ) -> list[Any]:
     """Run ``worker(rank, world_size, device, **kwargs)`` in ``world_size`` new processes.
 
     The processes form a ``torch.distributed`` process group (``init_process_group``,
-    rendezvous over TCP on 127.0.0.1) with the backend of the device: ``gloo`` on the CPU,
-    where each process uses one thread, and ``nccl`` on CUDA, where rank ``r`` uses GPU
-    ``r``. They are started by ``torch.multiprocessing`` (``forkserver`` where available,
+    rendezvous through a ``FileStore`` in the run's temporary folder) with the backend of
+    the device: ``gloo`` on the CPU, where each process uses one thread and talks over the
+    loopback interface (``GLOO_SOCKET_IFNAME``, set in the workers only; a value the caller
+    set is passed on), and ``nccl`` on CUDA, where rank ``r`` uses GPU ``r``. They are
+    started by ``torch.multiprocessing`` (``forkserver`` where available,
     else ``spawn``); the arguments travel by pickling, and so do the results, through
     files in a temporary folder that is removed afterwards.
 
@@ -203,7 +188,6 @@ def launch(
         world_size: the number of processes, at least 1.
         device: ``"cpu"`` or ``"cuda"``; default: CUDA when there are at least
             ``world_size`` GPUs, else the CPU.
-        port: the rendezvous port on 127.0.0.1; default: a free one.
         timeout: seconds, > 0, that the whole run and each collective may take.
         **kwargs: the worker's keyword arguments.
 
@@ -211,11 +195,11 @@ def launch(
         The workers' results, indexed by rank.
 
     Raises:
-        ValueError: if ``world_size`` is not a positive integer, ``port`` is not a port
-            number or is in use, ``timeout`` is not > 0, or ``device`` is CUDA with fewer
-            than ``world_size`` GPUs.
-        WorkerError: if a worker raises or dies (the others are stopped; the message
-            names the rank that failed first), or the run takes longer than ``timeout``.
+        ValueError: if ``world_size`` is not a positive integer, ``timeout`` is not > 0, or
+            ``device`` is CUDA with fewer than ``world_size`` GPUs.
+        WorkerError: if a worker cannot join the group, raises or dies (the others are
+            stopped; the message names the rank that failed first and the cause), or the
+            run takes longer than ``timeout``.
     """
     checks.integer("world_size", world_size, 1)
     checks.number("timeout", timeout, 0, low_open=True)
@@ -228,14 +212,14 @@ def launch(
             f"world_size={world_size} on CUDA needs one GPU per process, this machine has "
             f"{torch.cuda.device_count()}: use device='cpu' or a smaller world_size"
         )
-    port = free_port() if port is None else _check_port(port)
-    interface = _loopback_interface()
+    environment = {}
+    interface = os.environ.get("GLOO_SOCKET_IFNAME") or _loopback_interface()
     if interface is not None and device_type == "cpu":
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", interface)  # gloo's traffic stays on 127.0.0.1 too
+        environment["GLOO_SOCKET_IFNAME"] = interface  # gloo's traffic stays on the loopback
     with tempfile.TemporaryDirectory(prefix="lib-distributed-") as folder:
         context = mp.start_processes(
             _run,
-            args=(worker, world_size, port, device_type, timeout, folder, kwargs),
+            args=(worker, world_size, device_type, timeout, folder, environment, kwargs),
             nprocs=world_size,
             join=False,
             start_method=_start_method(),

@@ -24,6 +24,15 @@ from torch import Tensor, nn
 
 from lib import checks
 
+__all__ = [
+    "mlp",
+    "DigitsCNN",
+    "OneNeuron",
+    "ParameterCount",
+    "count_parameters",
+    "SpatialTransformer",
+]
+
 DeviceLike = torch.device | str | None
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {

@@ -52,6 +52,14 @@ from lib import checks
 from lib.data import BatchLoader
 from lib.schedules import set_lr
 
+__all__ = [
+    "DivergenceError",
+    "History",
+    "Evaluation",
+    "evaluate",
+    "fit",
+]
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Schedule = Callable[[int], float]
 EpochCallback = Callable[[nn.Module, int, "History"], dict[str, Any] | None]

@@ -148,11 +148,40 @@ def test_lanczos_uses_fewer_products_than_power_iteration():
     assert 3 * lanczos_products < power_products, (lanczos_products, power_products)
 
 
-def test_power_iteration_converges_to_top_eigenvalue():
+def test_power_method_converges_to_top_eigenvalue():
     loss, params, a = quadratic([4.0, 1.0, 0.5, -1.0])
-    value, vector = H.power_iteration(loss, params, tol=1e-12)
+    op = H.HVPOperator(loss, params)
+    v0 = torch.randn(op.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    value, vector = H.power_method(op, v0, tol=1e-12)
     assert abs(value - 4.0) < 1e-8
     torch.testing.assert_close(a @ vector, 4.0 * vector, atol=1e-5, rtol=0)
+
+
+def test_power_method_tol_bounds_the_change_and_error_tol_the_error():
+    # gap ratio 0.98: the estimate creeps up, so a small change does not mean a small error
+    spectrum = [1.0, 0.98] + torch.linspace(0.0, 0.5, 30).tolist()
+    loss, params, _ = quadratic(spectrum)
+    op = H.HVPOperator(loss, params)
+    v0 = torch.randn(op.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    by_change, _ = H.power_method(op, v0, tol=1e-6, max_iter=100_000)
+    assert 1 - by_change > 10 * 1e-6  # stopped well short of the bound tol seems to promise
+    for error_tol in (1e-3, 1e-6):
+        bounded, _ = H.power_method(op, v0, tol=None, error_tol=error_tol, max_iter=100_000)
+        assert 0 <= 1 - bounded <= error_tol
+
+
+def test_classify_and_escape_direction_are_relative_to_the_spectrum():
+    # a saddle with eigenvalues +-2e-7 is a saddle, not "degenerate": tol scales with max|lambda|
+    for scale in (1e-9, 2e-7, 1.0, 1e6):
+        assert H.classify(torch.tensor([scale, -scale, 0.5 * scale])).kind == "saddle point"
+        assert H.classify(torch.tensor([scale, 1e-9 * scale])).kind == "degenerate"
+    loss, params, _ = quadratic([2e-7, -2e-7])
+    eigenvalue, direction = H.escape_direction(loss, params)
+    assert eigenvalue == pytest.approx(-2e-7, rel=1e-8) and direction.norm().item() == pytest.approx(1.0)
+    loss, params, _ = quadratic([1.0, -1e-9])  # negative, but a millionth of the scale: zero
+    with pytest.raises(ValueError, match="no direction of negative curvature"):
+        H.escape_direction(loss, params)
+    assert H.escape_direction(loss, params, tol=1e-12)[0] == pytest.approx(-1e-9, rel=1e-6)
 
 
 def test_worked_saddle_of_the_notes():
