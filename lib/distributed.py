@@ -74,6 +74,7 @@ __all__ = [
     "shards_worker",
 ]
 
+HOST = "127.0.0.1"
 Worker = Callable[..., Any]
 
 
@@ -90,6 +91,25 @@ class WorkerError(RuntimeError):
 
 
 # ------------------------------------------------------------------------- the launcher
+
+
+def _check_port(port: int) -> int:
+    """Check that ``port`` is a valid port that nothing on 127.0.0.1 listens on; return it.
+
+    The test binds as torch's TCP store does, with ``SO_REUSEADDR``, so a port that a
+    finished run left in TIME_WAIT, which the store can bind, is not refused.
+    """
+    checks.integer("port", port, 1, 65535)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError as error:
+            raise ValueError(
+                f"port {port} on {HOST} is in use ({error.strerror}): pass port=None to rendezvous "
+                "through a file instead"
+            ) from None
+    return port
 
 
 def _backend_for(device: torch.device) -> str:
@@ -110,6 +130,7 @@ def _run(
     device_type: str,
     timeout: float,
     folder: str,
+    port: int | None,
     environment: dict[str, str],
     kwargs: dict[str, Any],
 ) -> None:
@@ -127,7 +148,8 @@ def _run(
             torch.set_num_threads(1)  # one core per process: W processes share the machine's cores
         dist.init_process_group(
             _backend_for(device),
-            init_method=(Path(folder) / "rendezvous").as_uri(),  # a FileStore: no port to pick
+            # a FileStore in the run's folder: no port to pick; or TCP at the caller's port
+            init_method=(Path(folder) / "rendezvous").as_uri() if port is None else f"tcp://{HOST}:{port}",
             rank=rank,
             world_size=world_size,
             timeout=datetime.timedelta(seconds=timeout),
@@ -167,13 +189,15 @@ def launch(
     world_size: int,
     *,
     device: torch.device | str | None = None,
+    port: int | None = None,
     timeout: float = 120.0,
     **kwargs: Any,
 ) -> list[Any]:
     """Run ``worker(rank, world_size, device, **kwargs)`` in ``world_size`` new processes.
 
     The processes form a ``torch.distributed`` process group (``init_process_group``,
-    rendezvous through a ``FileStore`` in the run's temporary folder) with the backend of
+    rendezvous through a ``FileStore`` in the run's temporary folder, or over TCP at
+    ``port``) with the backend of
     the device: ``gloo`` on the CPU, where each process uses one thread and talks over the
     loopback interface (``GLOO_SOCKET_IFNAME``, set in the workers only; a value the caller
     set is passed on), and ``nccl`` on CUDA, where rank ``r`` uses GPU ``r``. They are
@@ -188,6 +212,9 @@ def launch(
         world_size: the number of processes, at least 1.
         device: ``"cpu"`` or ``"cuda"``; default: CUDA when there are at least
             ``world_size`` GPUs, else the CPU.
+        port: rendezvous over TCP at this port of 127.0.0.1 instead of through a file
+            (it must be free; another program may still take it before the processes bind
+            it); default: the file.
         timeout: seconds, > 0, that the whole run and each collective may take.
         **kwargs: the worker's keyword arguments.
 
@@ -195,8 +222,9 @@ def launch(
         The workers' results, indexed by rank.
 
     Raises:
-        ValueError: if ``world_size`` is not a positive integer, ``timeout`` is not > 0, or
-            ``device`` is CUDA with fewer than ``world_size`` GPUs.
+        ValueError: if ``world_size`` is not a positive integer, ``port`` is not a port
+            number or is in use, ``timeout`` is not > 0, or ``device`` is CUDA with fewer
+            than ``world_size`` GPUs.
         WorkerError: if a worker cannot join the group, raises or dies (the others are
             stopped; the message names the rank that failed first and the cause), or the
             run takes longer than ``timeout``.
@@ -212,6 +240,7 @@ def launch(
             f"world_size={world_size} on CUDA needs one GPU per process, this machine has "
             f"{torch.cuda.device_count()}: use device='cpu' or a smaller world_size"
         )
+    port = None if port is None else _check_port(port)
     environment = {}
     interface = os.environ.get("GLOO_SOCKET_IFNAME") or _loopback_interface()
     if interface is not None and device_type == "cpu":
@@ -219,7 +248,7 @@ def launch(
     with tempfile.TemporaryDirectory(prefix="lib-distributed-") as folder:
         context = mp.start_processes(
             _run,
-            args=(worker, world_size, device_type, timeout, folder, environment, kwargs),
+            args=(worker, world_size, device_type, timeout, folder, port, environment, kwargs),
             nprocs=world_size,
             join=False,
             start_method=_start_method(),

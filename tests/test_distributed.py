@@ -10,6 +10,7 @@ workers that fail on purpose live here: the processes import this module to find
 
 import math
 import os
+import socket
 import time
 
 import pytest
@@ -258,6 +259,42 @@ def test_a_startup_failure_is_reported_with_its_cause_and_the_environment_is_lef
     before = dict(os.environ)
     distributed.launch(distributed.shards_worker, 2, device="cpu", n=4, batch_size=2, epochs=1)
     assert dict(os.environ) == before  # the loopback interface was set in the workers only
+
+
+def _time_wait_port() -> int:
+    """A port of 127.0.0.1 whose last connection is in TIME_WAIT, as a finished run's store leaves it
+    (its server socket, like torch's TCP store, set SO_REUSEADDR; the server side closed first)."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+            client.recv(1)
+    return port
+
+
+def test_a_port_in_use_is_refused_and_one_in_time_wait_is_taken():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ValueError, match=rf"^port {port} on 127.0.0.1 is in use .*pass port=None"):
+            distributed.launch(
+                distributed.shards_worker, 2, device="cpu", port=port, n=4, batch_size=2, epochs=1
+            )
+    with pytest.raises(ValueError, match=r"^port must be an integer in \[1, 65535\], got 0$"):
+        distributed.launch(distributed.shards_worker, 2, device="cpu", port=0, n=4, batch_size=2, epochs=1)
+    # torch's TCP store binds with SO_REUSEADDR, so a port in TIME_WAIT works (it was refused)
+    port = _time_wait_port()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # without SO_REUSEADDR: refused, so the port is in TIME_WAIT
+    ids = distributed.launch(
+        distributed.shards_worker, 2, device="cpu", port=port, n=4, batch_size=2, epochs=1
+    )
+    assert sorted(i for rank in ids for batch in rank[0] for i in batch) == [0, 1, 2, 3]
 
 
 def test_launch_checks_its_arguments():
