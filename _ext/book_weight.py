@@ -10,7 +10,8 @@ The theme ships every page with more than it needs. Here:
 - **Search.** The search index and tools load on the search page only; the search box of
   every page sends its query there.
 - **Services the site does not use.** No Thebe (live code on Binder): its script and config
-  are dropped.
+  are dropped; sphinx-design's styles and script (cards, tabs) load only on a page that uses
+  them.
 - **Images** load lazily, as the reader scrolls to them.
 - **A description** for search engines and link previews (``description``, OpenGraph),
   from the page's first paragraph.
@@ -28,6 +29,7 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 SEARCH_PAGE_ONLY = ("book-search.js",)  # the search snippets' filter (book_site.py)
+DESIGN_FILES = ("sphinx-design.min.css", "design-tabs.js")  # sphinx-design: cards, tabs, grids
 ICON_FONTS = "_static/vendor/fontawesome/webfonts"
 THEME_CSS = "_static/styles/pydata-sphinx-theme.css"
 DESCRIPTION_CHARS = 200
@@ -68,6 +70,7 @@ def _escape(text: str) -> str:
 
 
 def _trim_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    design = 'class="sd-' in context.get("body", "")
     scripts = context.get("script_files")
     if scripts is not None:
         math = _has_math(app, pagename)
@@ -78,12 +81,19 @@ def _trim_page(app: Sphinx, pagename: str, templatename: str, context: dict, doc
                 return False
             if name.endswith(SEARCH_PAGE_ONLY) and pagename != "search":
                 return False
-            return math or not (name == app.config.mathjax_path or "window.MathJax" in body)
+            if name.endswith(DESIGN_FILES) and not design:
+                return False
+            return math or not (name.endswith(app.config.mathjax_path) or "window.MathJax" in body)
 
         scripts[:] = [js for js in scripts if keep(js)]
     css = context.get("css_files")
     if css is not None:
-        css[:] = [sheet for sheet in css if "thebe" not in (sheet.filename or "")]
+        css[:] = [
+            sheet
+            for sheet in css
+            if "thebe" not in (sheet.filename or "")
+            and (design or not (sheet.filename or "").endswith(DESIGN_FILES))
+        ]
     if "body" in context:
         body = re.sub(r'<script type="text/x-thebe-config">.*?</script>', "", context["body"], flags=re.S)
         context["body"] = re.sub(r"<img (?![^>]*\bloading=)", '<img loading="lazy" decoding="async" ', body)

@@ -222,7 +222,7 @@ def describe(fig: Figure) -> dict[str, str]:
     parts = []
     for i, (ax, title) in enumerate(zip(panels, titles)):
         where = f"Panel {i + 1} of {len(panels)}" if len(panels) > 1 else "The figure"
-        named = f' "{title}"' if title and title != caption else ""
+        named = f' "{title}"' if title and title.lower() != caption.lower() else ""
         parts.append(f"{where}{named} shows {_panel(ax) or 'an unlabelled plot'}.")
     alt = " ".join([f"{caption}." if caption else "", *parts]).strip()
     return {"caption": caption, "alt": alt}

@@ -147,3 +147,30 @@ def test_chapter_reproduces_a_published_result_beside_the_paper(path):
     header = re.search(r"^\|.*\|\s*the paper\s*\|\s*this book\s*\|\s*$", section, flags=re.M | re.I)
     assert header, f"{path.name}: the reproduced result needs a '| | the paper | this book |' table"
     assert "{glue:text}" in section, f"{path.name}: the book's side of the comparison is not glued"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_is_stored_with_its_caption_and_alt_text(path):
+    """lib.plot.use_style stores lib.plot.describe's words with each PNG; the site shows them."""
+    undescribed = [
+        i
+        for i, c in enumerate(read(path).cells)
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {}) and "alt" not in o.get("metadata", {}).get("image/png", {})
+    ]
+    assert undescribed == [], f"{path.name}: cells {undescribed} show a figure without a description"
+
+
+def test_the_bundled_chinese_font_has_every_character_the_book_uses():
+    """The site's subset of Noto Sans CJK SC: a page's new Chinese character needs scripts/cjk_font.py."""
+    from fontTools.ttLib import TTFont
+
+    from scripts.cjk_font import FONT, characters_used
+
+    used = characters_used()
+    assert len(used) > 50, "too few Chinese characters found: the check proves nothing"
+    covered = set(TTFont(FONT).getBestCmap())
+    missing = sorted(c for c in used if ord(c) not in covered)
+    assert missing == [], f"characters missing from {FONT.name}: {''.join(missing)}; run scripts/cjk_font.py"
+    assert (FONT.parent / "LICENSE-NotoSansCJK.txt").exists()

@@ -201,6 +201,59 @@ def test_use_style_sets_the_book_style_globally():
         mpl.rcParams.update(before)
 
 
+def test_describe_reads_caption_and_alt_text_from_the_figure(rc_unchanged):
+    fig = Figure()
+    left, right = fig.subplots(1, 2)
+    left.plot([1, 2], [3, 4], label=r"$\eta = 0.1$")
+    left.plot([1, 2], [4, 3], label="momentum")
+    left.set(xlabel="step", ylabel="loss", yscale="log", title="plain")
+    left.legend()
+    right.plot([0, 1], [0, 1])
+    right.set(title=r"$\kappa$ into $\sqrt{\kappa}$, $\frac12 x^2$")
+    fig.suptitle("two optimizers")
+    about = P.describe(fig)
+    assert about["caption"] == "Two optimizers"
+    alt = about["alt"]
+    assert alt.startswith("Two optimizers. Panel 1 of 2")
+    assert "loss against step (loss on a log scale); 2 series: η = 0.1, momentum" in alt
+    assert 'Panel 2 of 2 "κ into √κ, 1/2 x²" shows an unlabelled plot' in alt
+    assert "$" not in alt and "\\" not in alt
+
+
+def test_describe_of_one_panel_takes_its_title_as_the_caption(rc_unchanged):
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot([1, 2], [1, 2])
+    ax.set(title="loss against $\\lambda_{\\max}$", xlabel="x", ylabel="y")
+    assert P.describe(fig) == {
+        "caption": "Loss against λ_max",
+        "alt": "Loss against λ_max. The figure shows y against x.",
+    }
+
+
+def test_use_style_stores_the_description_with_each_png():
+    """In IPython the figure's PNG output carries describe()'s caption and alt text."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    before = dict(mpl.rcParams)
+    shell = InteractiveShell.instance()
+    try:
+        P.use_style()
+        P.use_style()  # a second call wraps the formatter once, not twice
+        fig = Figure()
+        ax = fig.subplots()
+        ax.plot([1, 2], [1, 2])
+        ax.set_title("a line")
+        data, metadata = shell.display_formatter.format(fig)
+        assert "image/png" in data
+        stored = metadata["image/png"]
+        assert stored["caption"] == "A line" and stored["alt"].startswith("A line. The figure shows")
+        assert {"width", "height"} <= set(stored)  # the retina PNG's display size is kept
+    finally:
+        mpl.rcParams.update(before)
+        InteractiveShell.clear_instance()
+
+
 def test_contour_legend_sits_beside_the_map(rc_unchanged, runs):
     surface, trajectories = runs
     fig = P.contour(surface, trajectories)

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -25,6 +25,15 @@ from scripts.book import ROOT, repository
 from scripts.browser import CHROMIUM, Browser
 
 DESKTOP, PHONE = 1400, 390
+LONG_CELL_LINES = 35  # a code cell longer than this is folded (_ext/book_cells.py)
+# A figure's smallest lettering (9-point legends) is 12.5 px at full size; shown at less than
+# this scale it would fall under 9 px, and the figure must say that a tap enlarges it.
+READABLE_SCALE = 9 / 12.5
+# Page weight, without images (they load lazily, as the reader reaches them): what a server
+# that compresses (GitHub Pages does) sends, and the uncompressed size apart from MathJax's
+# own files, which pages with math need (1.2 MB, 0.3 MB compressed).
+BUDGET_GZIP_KB = 600
+BUDGET_RAW_KB_WITHOUT_MATHJAX = 1200
 BROWSER_PROBES = {"/favicon.ico"}  # asked for by the browser itself, not by any page
 LOCAL_SCHEMES = {"data", "blob", "about"}
 
@@ -63,22 +72,8 @@ DESKTOP_PROBE = r"""
     if (img.naturalWidth < 1.5 * img.clientWidth)
       blurry.push({src: src.slice(-60), natural: img.naturalWidth, shown: img.clientWidth});
   }
-  // solutions: the cells after a "Solution" dropdown, up to the next element that is not a cell
-  const shown = [];
-  let solutions = 0;
-  for (const box of document.querySelectorAll(".admonition.dropdown, details.dropdown")) {
-    const title = box.querySelector(".admonition-title, summary");
-    if (!title || !/^\s*Solution/i.test(title.textContent)) continue;
-    solutions += 1;
-    const name = title.textContent.trim();
-    for (let el = box.nextElementSibling; el && el.matches(".cell"); el = el.nextElementSibling) {
-      for (const part of el.querySelectorAll(".cell_input, .cell_output")) {
-        if (part.checkVisibility()) shown.push(name + ": " + part.textContent.trim().slice(0, 60));
-      }
-    }
-  }
   const h1 = document.querySelector("article h1");
-  return {raw, blurry, shown, solutions, title: document.title, searchBoxes: searchBoxes(),
+  return {raw, blurry, title: document.title, searchBoxes: searchBoxes(),
           font: getComputedStyle(document.body).fontFamily,
           h1: h1 ? h1.textContent.replace(/[#¶]\s*$/, "").trim() : "",
           dom: document.documentElement.outerHTML};
@@ -109,6 +104,80 @@ PHONE_PROBE = r"""
 """.replace("SEARCH_BOXES", SEARCH_BOXES)
 
 
+# What a reader sees of the figures, outputs, equations and code, at either width.
+LAYOUT_PROBE = r"""
+(() => {
+  const article = document.querySelector("article") || document.body;
+  const figures = [];
+  for (const img of article.querySelectorAll(".cell_output img")) {
+    const figure = img.closest("figure");
+    const caption = figure ? figure.querySelector("figcaption") : null;
+    const cue = caption ? caption.querySelector(".book-enlarge-cue") : null;
+    const link = img.closest("a");
+    const shown = img.checkVisibility() && img.clientWidth > 0;
+    figures.push({
+      src: (img.currentSrc || img.src).split("/").pop().slice(0, 12), shown, alt: img.alt,
+      caption: caption ? caption.textContent.replace(/#\s*$/, "").trim() : "",
+      // the rendered width/height over the image's own: 1 when the shape is kept
+      ratio: shown ? (img.clientWidth / img.clientHeight) / (img.naturalWidth / img.naturalHeight) : 1,
+      // CSS px per px of the figure as drawn (stored at 2x): its lettering scales by this
+      scale: shown ? img.clientWidth / (img.naturalWidth / 2) : 1,
+      cue: !!cue && cue.checkVisibility(),
+      linked: !!link && link.href.split("/").pop() === (img.currentSrc || img.src).split("/").pop(),
+    });
+  }
+  const uncued = [];
+  for (const pre of article.querySelectorAll(".cell_output pre")) {
+    if (pre.checkVisibility() && pre.scrollWidth > pre.clientWidth + 1
+        && !pre.parentElement.classList.contains("book-scrolls"))
+      uncued.push(`${pre.scrollWidth} px in ${pre.clientWidth}: ${pre.textContent.slice(0, 60)}`);
+  }
+  const cutMath = [];
+  for (const box of article.querySelectorAll('mjx-container[display="true"]')) {
+    if (box.checkVisibility() && box.scrollWidth > box.clientWidth + 1)
+      cutMath.push(`${box.scrollWidth} px in ${box.clientWidth}: ${box.textContent.slice(0, 60)}`);
+  }
+  const longCode = [];
+  for (const input of article.querySelectorAll(".cell_input pre")) {
+    const lines = input.textContent.replace(/\n$/, "").split("\n").length;
+    if (input.checkVisibility() && lines > LONG_CELL_LINES)
+      longCode.push(`${lines} lines: ${input.textContent.slice(0, 60)}`);
+  }
+  return {figures, uncued, cutMath, longCode};
+})()
+""".replace("LONG_CELL_LINES", str(LONG_CELL_LINES))
+
+# The book's own Chinese font, asked for the page's Chinese characters: the faces that load.
+BUNDLED_FONT_PROBE = r"""
+(async () => {
+  const text = [...document.body.innerText].filter(c => /[\u3400-\u9fff]/.test(c)).join("");
+  const faces = await document.fonts.load('16px "Book CJK SC"', text);
+  return faces.map(face => face.status);
+})()
+"""
+
+# Each solution: hidden at first; one click on its toggle shows its text, code and output.
+SOLUTIONS_PROBE = r"""
+(async () => {
+  const found = [];
+  for (const box of document.querySelectorAll(".admonition.dropdown")) {
+    const title = box.querySelector(".admonition-title");
+    if (!title || !/^\s*Solution/i.test(title.textContent)) continue;
+    const parts = [...box.querySelectorAll(".cell_input, .cell_output")];
+    const before = parts.filter(p => p.checkVisibility()).length;
+    const button = box.querySelector("button.toggle-button") || title;
+    button.click();
+    await new Promise(r => setTimeout(r, 400));
+    const after = parts.filter(p => p.checkVisibility()).length;
+    const toggles = box.querySelectorAll("details").length;
+    button.click();
+    found.push({name: title.textContent.trim(), cells: parts.length, before, after, toggles});
+  }
+  return found;
+})()
+"""
+
+
 # The search page's result snippets, once they have been built (Sphinx fetches each result).
 SNIPPETS = r"""
 (async () => {
@@ -127,6 +196,9 @@ class Page:
     requested: list = field(default_factory=list)
     desktop: dict = field(default_factory=dict)
     phone: dict = field(default_factory=dict)
+    layout: dict = field(default_factory=dict)  # LAYOUT_PROBE at each width
+    bundled_font: list = field(default_factory=list)  # BUNDLED_FONT_PROBE, on the glossary
+    solutions: list = field(default_factory=list)
     snippets: list = field(default_factory=list)
 
 
@@ -173,8 +245,13 @@ def browsed(site, tmp_path_factory):
             page.requested = browser.open(session, url, DESKTOP)
             page.desktop = browser.evaluate(session, DESKTOP_PROBE)
             page.dom = page.desktop.pop("dom")
+            page.layout[DESKTOP] = browser.evaluate(session, LAYOUT_PROBE)
+            page.solutions = browser.evaluate(session, SOLUTIONS_PROBE)
+            if name == "glossary.html":
+                page.bundled_font = browser.evaluate(session, BUNDLED_FONT_PROBE)
             page.requested += browser.open(session, url, PHONE)
             page.phone = browser.evaluate(session, PHONE_PROBE)
+            page.layout[PHONE] = browser.evaluate(session, LAYOUT_PROBE)
             pages[name] = page
         for word in SEARCHED:
             browser.open(session, f"http://127.0.0.1:{server.server_port}/search.html?q={word}", DESKTOP)
@@ -248,11 +325,143 @@ def test_figures_are_sharp_on_high_density_screens(browsed):
     assert any("<img" in page.dom for name, page in pages.items() if name.startswith("chapters/"))
 
 
-def test_solutions_stay_hidden_until_opened(browsed):
+def test_a_solution_opens_with_one_click(browsed):
+    """Each solution's cells sit inside its toggle: hidden at first, all shown by one click."""
     pages, _ = browsed
-    assert sum(page.desktop["solutions"] for page in pages.values()) > 0, "no solution found to check"
-    shown = {name: page.desktop["shown"][:3] for name, page in pages.items() if page.desktop["shown"]}
-    assert shown == {}, f"solution code or output visible before its toggle is opened: {shown}"
+    solutions = [(name, s) for name, page in pages.items() for s in page.solutions]
+    assert len(solutions) > 10 and any(s["cells"] for _, s in solutions), "too few solutions to check"
+    wrong = [
+        (name, s)
+        for name, s in solutions
+        if s["before"] != 0 or s["after"] != s["cells"] or s["toggles"] != 0
+    ]
+    assert wrong == [], f"solutions not hidden, not opened by one click, or with a toggle inside: {wrong[:3]}"
+
+
+def test_figures_keep_their_shape_at_every_width(browsed):
+    """Each figure's rendered width/height equals its image's, to 2%, at 1400 px and at 390 px."""
+    pages, _ = browsed
+    checked, bent = 0, []
+    for name, page in pages.items():
+        for width, layout in page.layout.items():
+            for figure in layout["figures"]:
+                if figure["shown"]:
+                    checked += 1
+                    if abs(figure["ratio"] - 1) > 0.02:
+                        bent.append((name, width, figure["src"], round(figure["ratio"], 3)))
+    assert checked > 100, "too few figures seen to check"
+    assert bent == [], f"figures squeezed or stretched (page, width, image, ratio): {bent[:5]}"
+
+
+def test_every_figure_has_a_number_a_caption_and_alt_text(browsed):
+    """'Figure 4.2. <title>' under each chapter figure, numbered in order, and alt text in words."""
+    pages, _ = browsed
+    for name in notebook_pages(pages):
+        figures = pages[name].layout[DESKTOP]["figures"]
+        match = re.match(r"chapters/0*(\d+[a-z]?)_", name)
+        prefix = f"{match.group(1)}." if match else ""
+        for count, figure in enumerate(figures, start=1):
+            assert figure["caption"].startswith(f"Figure {prefix}{count}."), f"{name}: {figure}"
+            assert len(figure["caption"]) > len(f"Figure {prefix}{count}.") + 10, (
+                f"{name}: no caption {figure}"
+            )
+            alt = figure["alt"]
+            assert len(alt) > 30 and not re.search(r"\.png|[0-9a-f]{16}", alt), f"{name}: alt text {alt!r}"
+    assert sum(len(pages[n].layout[DESKTOP]["figures"]) for n in notebook_pages(pages)) > 60
+
+
+def test_figures_are_readable_on_a_phone(browsed):
+    """At 390 px a figure whose lettering falls under 9 px says, visibly, that a tap enlarges it,
+    and the tap opens the full image; at 1400 px no figure needs the cue."""
+    pages, _ = browsed
+    small, cued_on_desktop = [], []
+    for name, page in pages.items():
+        for figure in page.layout[PHONE]["figures"]:
+            if (
+                figure["shown"]
+                and figure["scale"] < READABLE_SCALE
+                and not (figure["cue"] and figure["linked"])
+            ):
+                small.append((name, figure["src"], round(figure["scale"], 2)))
+        cued_on_desktop += [
+            (name, f["src"]) for f in page.layout[DESKTOP]["figures"] if f["shown"] and f["cue"]
+        ]
+    assert small == [], f"figures with lettering under 9 px and no working tap-to-enlarge cue: {small[:5]}"
+    assert cued_on_desktop == [], f"the phone's cue shown at {DESKTOP} px: {cued_on_desktop[:3]}"
+
+
+def test_outputs_and_equations_fit_their_column(browsed):
+    """No equation is wider than its column at either width; an output wider than its column
+    (a table) says that it scrolls."""
+    pages, _ = browsed
+    for width in (DESKTOP, PHONE):
+        cut = {
+            name: page.layout[width]["cutMath"][:2]
+            for name, page in pages.items()
+            if page.layout[width]["cutMath"]
+        }
+        assert cut == {}, f"equations cut at {width} px: {cut}"
+        uncued = {
+            name: page.layout[width]["uncued"][:2]
+            for name, page in pages.items()
+            if page.layout[width]["uncued"]
+        }
+        assert uncued == {}, f"outputs that scroll with no cue at {width} px: {uncued}"
+
+
+def test_long_code_cells_are_folded(browsed):
+    pages, _ = browsed
+    long_code = {
+        name: page.layout[DESKTOP]["longCode"][:2]
+        for name, page in pages.items()
+        if page.layout[DESKTOP]["longCode"]
+    }
+    assert long_code == {}, f"code cells over {LONG_CELL_LINES} lines shown in full: {long_code}"
+    folded = sum(page.dom.count("book-folded") for page in pages.values())
+    assert folded > 0, "no long cell was folded: the check above proves nothing"
+
+
+def test_images_load_lazily(site, browsed):
+    pages, _ = browsed
+    for name in notebook_pages(pages):
+        tags = re.findall(r'<img\b[^>]*src="[^"]*_images/[^>]*>', (site / name).read_text())
+        eager = [tag[:80] for tag in tags if 'loading="lazy"' not in tag]
+        assert eager == [], f"{name}: images that load before the reader reaches them: {eager[:2]}"
+
+
+def page_weight(site: Path, requested: list[str]) -> dict[str, int]:
+    """Bytes a page loads apart from images: raw, gzipped, and MathJax's raw share."""
+    import gzip
+
+    weight = {"raw": 0, "gzip": 0, "mathjax": 0}
+    for path in {unquote(urlsplit(url).path) for url in requested if urlsplit(url).hostname == "127.0.0.1"}:
+        file = site / path.lstrip("/")
+        if not file.is_file() or file.suffix in (".png", ".jpg", ".jpeg", ".gif", ".webp"):
+            continue
+        data = file.read_bytes()
+        weight["raw"] += len(data)
+        weight["gzip"] += len(gzip.compress(data))
+        if "/mathjax/" in path:
+            weight["mathjax"] += len(data)
+    return weight
+
+
+def test_pages_stay_within_their_weight_budget(site, browsed):
+    """Every page, without its images: at most BUDGET_GZIP_KB compressed, and
+    BUDGET_RAW_KB_WITHOUT_MATHJAX uncompressed apart from MathJax; no math, no MathJax."""
+    pages, _ = browsed
+    heavy = {}
+    for name, page in pages.items():
+        weight = page_weight(site, page.requested)
+        if (
+            weight["gzip"] > BUDGET_GZIP_KB * 1024
+            or weight["raw"] - weight["mathjax"] > BUDGET_RAW_KB_WITHOUT_MATHJAX * 1024
+        ):
+            heavy[name] = {key: value // 1024 for key, value in weight.items()}
+        if weight["mathjax"] and 'class="math notranslate' not in (site / name).read_text():
+            heavy[name] = "loads MathJax without math"
+    assert heavy == {}, f"pages over budget (kB): {heavy}"
+    assert page_weight(site, pages["intro.html"].requested)["mathjax"] == 0
 
 
 def test_every_local_asset_loads(site, browsed):
@@ -292,6 +501,9 @@ def test_chinese_terms_have_a_font(browsed):
     fonts = [f.strip().strip('"') for f in pages["glossary.html"].desktop["font"].split(",")]
     cjk = [i for i, f in enumerate(fonts) if "CJK" in f or f in ("PingFang SC", "Microsoft YaHei")]
     assert cjk and cjk[0] < fonts.index("sans-serif"), f"no CJK font before the generic family: {fonts}"
+    assert "Book CJK SC" in fonts[: fonts.index("sans-serif")], "the bundled font is not in the list"
+    # a reader with no Chinese font of their own gets the bundled one (its coverage: test_book.py)
+    assert pages["glossary.html"].bundled_font == ["loaded"], pages["glossary.html"].bundled_font
 
 
 def test_issue_button_carries_a_template(browsed):
