@@ -267,7 +267,7 @@ def _status(app: Sphinx, docname: str) -> list[nodes.Node]:
                 "no test run recorded" if run is None else _test_run(run.get(name), latest),
             ]
         )
-    header = ["Notebook", "Stored outputs computed", "Asserts", "Last test run here"]
+    header = ["Notebook", "Stored run", "Asserts", "Tested here"]  # short: the table fits a phone
     result: list[nodes.Node] = []
     if run is None:
         result.append(nodes.paragraph(text="No test run recorded on this machine."))
