@@ -97,6 +97,8 @@ def _trim_page(app: Sphinx, pagename: str, templatename: str, context: dict, doc
     if "body" in context:
         body = re.sub(r'<script type="text/x-thebe-config">.*?</script>', "", context["body"], flags=re.S)
         context["body"] = re.sub(r"<img (?![^>]*\bloading=)", '<img loading="lazy" decoding="async" ', body)
+    # Sphinx's page template has a viewport tag; docutils adds another
+    context["metatags"] = re.sub(r'<meta name="viewport"[^>]*>', "", context.get("metatags", ""))
     description = _first_paragraph(doctree)
     if description:
         title = re.sub(r"<[^>]+>", "", context.get("title", ""))

@@ -35,6 +35,8 @@
   });
   window.addEventListener("load", function () {
     var typeset = window.MathJax && MathJax.startup && MathJax.startup.promise;
-    (typeset || Promise.resolve()).then(fit);
+    // MathJax measures with its fonts: fit once it has typeset and every font has loaded
+    Promise.all([typeset, document.fonts && document.fonts.ready]).then(fit);
+    setTimeout(fit, 2000); // and once more, should a late font or image change the layout
   });
 })();

@@ -487,6 +487,13 @@ def test_front_matter(site, browsed):
         assert title.count("How deep networks are trained") <= 1, f"{name}: tab title {title!r}"
         boxes = (page.desktop["searchBoxes"], page.phone["searchBoxes"])
         assert boxes == (1, 1), f"{name}: search boxes in view at {DESKTOP} px and {PHONE} px: {boxes}"
+    for name, page in pages.items():
+        viewports = page.dom.count('name="viewport"')
+        assert viewports == 1, f"{name}: {viewports} viewport tags"
+        if any((ROOT / name).with_suffix(suffix).exists() for suffix in (".md", ".ipynb")):
+            assert re.search(r'<meta name="description" content="[^"]{40,}"', page.dom), (
+                f"{name}: no description"
+            )
     intro = pages["intro.html"].dom
     assert re.search(r'<link[^>]+rel="icon"[^>]+href="[^"]*favicon', intro), "no favicon"
     logos = [tag for tag in re.findall(r"<img[^>]+>", intro) if "logo__image" in tag and "logo" in tag]
