@@ -184,7 +184,8 @@ SNIPPETS = r"""
   const snippets = () => [...document.querySelectorAll("#search-results li p.context")];
   for (let i = 0; i < 300 && snippets().length < 3; i++) { await new Promise(r => setTimeout(r, 100)); }
   await new Promise(r => setTimeout(r, 500));
-  return snippets().map(p => p.textContent);
+  const results = [...document.querySelectorAll("#search-results li > a")].map(a => a.getAttribute("href"));
+  return {snippets: snippets().map(p => p.textContent), results};
 })()
 """
 SEARCHED = ("Hessian", "seed")  # words on pages with math, and in every hidden setup cell
@@ -193,6 +194,7 @@ SEARCHED = ("Hessian", "seed")  # words on pages with math, and in every hidden 
 @dataclass
 class Page:
     dom: str = ""
+    results: dict = field(default_factory=dict)  # search word -> result links, best first
     requested: list = field(default_factory=list)
     desktop: dict = field(default_factory=dict)
     phone: dict = field(default_factory=dict)
@@ -255,7 +257,9 @@ def browsed(site, tmp_path_factory):
             pages[name] = page
         for word in SEARCHED:
             browser.open(session, f"http://127.0.0.1:{server.server_port}/search.html?q={word}", DESKTOP)
-            pages["search.html"].snippets += browser.evaluate(session, SNIPPETS)
+            found = browser.evaluate(session, SNIPPETS)
+            pages["search.html"].snippets += found["snippets"]
+            pages["search.html"].results[word] = found["results"]
     finally:
         browser.close()
         server.shutdown()
@@ -488,6 +492,7 @@ def test_front_matter(site, browsed):
         boxes = (page.desktop["searchBoxes"], page.phone["searchBoxes"])
         assert boxes == (1, 1), f"{name}: search boxes in view at {DESKTOP} px and {PHONE} px: {boxes}"
     for name, page in pages.items():
+        assert "thebe" not in page.dom.lower(), f"{name}: configures Thebe, a service the site does not use"
         viewports = page.dom.count('name="viewport"')
         assert viewports == 1, f"{name}: {viewports} viewport tags"
         if any((ROOT / name).with_suffix(suffix).exists() for suffix in (".md", ".ipynb")):
@@ -602,6 +607,14 @@ def test_search_snippets_leave_out_math_and_hidden_code(browsed):
     for snippet in snippets:
         assert not re.search(r"\\\(|\\\[|\$", snippet), f"raw TeX in a search snippet: {snippet[:120]}"
         assert "google.colab" not in snippet and "lib.seed(0)" not in snippet, f"hidden code: {snippet[:120]}"
+
+
+def test_search_puts_the_chapters_first(browsed):
+    """A word the chapters explain finds a chapter first, before the glossary and the API."""
+    pages, _ = browsed
+    for word, results in pages["search.html"].results.items():
+        assert len(results) >= 3, f"{word!r}: too few results to rank: {results}"
+        assert results[0].startswith("chapters/"), f"{word!r}: first results {results[:3]}"
 
 
 def test_pages_open_quickly(browsed):
