@@ -154,26 +154,46 @@ def _is_classification(y: Tensor) -> bool:
     return not (y.is_floating_point() or y.is_complex())
 
 
+def _predicted(output: Tensor, y: Tensor) -> Tensor:
+    """The predicted classes, shaped like the labels ``y``, on the device."""
+    if output.dim() == y.dim() + 1 and output.shape[-1] > 1:  # (B, ..., C) logits, (B, ...) labels
+        return output.argmax(dim=-1)
+    return (output.reshape(y.shape) > 0).to(y.dtype)  # one logit per sample: class 1 when positive
+
+
 def _correct(output: Tensor, y: Tensor) -> Tensor:
     """The number of correct predictions, as a 0-d tensor on the device."""
-    if output.dim() == y.dim() + 1 and output.shape[-1] > 1:  # (B, C) logits, (B,) labels
-        predicted = output.argmax(dim=-1)
-    else:  # one logit per sample: class 1 when it is positive
-        predicted = (output.reshape(y.shape) > 0).to(y.dtype)
-    return (predicted == y).sum()
+    return (_predicted(output, y) == y).sum()
+
+
+def _tensor_norms(tensors: list[Tensor], like: Tensor) -> list[Tensor]:
+    """The Euclidean norm of each tensor, 0-d tensors on the device, in one call.
+
+    ``torch._foreach_norm`` is what ``torch.nn.utils.clip_grad_norm_(..., foreach=True)``
+    calls: one kernel for all tensors on a GPU instead of one per tensor, the same per-tensor
+    norms, bit for bit, on the CPU.
+    """
+    return torch._foreach_norm(tensors) if tensors else [like.new_zeros(())]
+
+
+def _norms_of_norms(rows: list[list[Tensor]]) -> Tensor:
+    """For each row of per-tensor norms, the norm of all those tensors together.
+
+    Rows of equal length (the usual case: every step has the same gradients) are stacked
+    into one (rows, tensors) matrix and reduced in one call, with the same bits as one
+    reduction per row.
+    """
+    if len({len(row) for row in rows}) == 1:
+        norms = torch.stack([norm for row in rows for norm in row]).reshape(len(rows), -1)
+        return torch.linalg.vector_norm(norms, dim=1)
+    return torch.stack([torch.linalg.vector_norm(torch.stack(row)) for row in rows])
 
 
 def _total_norm(tensors: list[Tensor], like: Tensor) -> Tensor:
-    """The Euclidean norm of all ``tensors`` together, as a 0-d tensor on the device.
-
-    The norm of the per-tensor norms, as ``torch.nn.utils.clip_grad_norm_(..., foreach=True)``
-    computes it: one ``torch._foreach_norm`` call for all tensors (one kernel on a GPU instead
-    of one per tensor; the same per-tensor norms, bit for bit, on the CPU), then the norm of
-    those (torch 2.6 added a public function for it, above the floor of torch 2.1).
-    """
-    if not tensors:
-        return like.new_zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
+    """The Euclidean norm of all ``tensors`` together, as a 0-d tensor on the device: the
+    norm of the per-tensor norms, as ``clip_grad_norm_`` computes it (torch 2.6 added a
+    public function for it, above the floor of torch 2.1)."""
+    return _norms_of_norms([_tensor_norms(tensors, like)])[0]
 
 
 def _packed(values: dict[str, Tensor], op: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
@@ -547,9 +567,11 @@ class _Divergence(NamedTuple):
 class _StepRecorder:
     """Per-step values kept on the device and copied to the history in one host sync.
 
-    ``add`` queues a step's loss, gradient norm and (for classification) number of
-    correct predictions; ``sync`` copies everything queued, with the parameter norm, in
-    one transfer (:func:`_to_host`) and returns a :class:`_Divergence` if a loss is not
+    ``add`` queues a step's loss, the norm of each gradient and (for classification) the
+    predicted classes and the labels: one kernel each per step, and nothing reduced yet.
+    ``sync`` turns them into each step's gradient norm and the number of correct
+    predictions, and copies everything queued, with the parameter norm, in one transfer
+    (:func:`_to_host`) and returns a :class:`_Divergence` if a loss is not
     finite or the parameter norm exceeds ``max_param_norm``. ``epoch_loss``/``epoch_accuracy``
     average the epoch's mini-batches, weighted by batch size (the accuracy by the number
     of labels: ``labels_per_sample`` for a sequence target). With several processes,
@@ -573,8 +595,9 @@ class _StepRecorder:
         self.labels_per_sample = labels_per_sample
         self.shares: list[int] = []  # this process's batch sizes, summed over processes at sync
         self.losses: list[Tensor] = []
-        self.grad_norms: list[Tensor] = []
-        self.correct: list[Tensor] = []
+        self.tensor_norms: list[list[Tensor]] = []  # per step, the norm of each gradient
+        self.predicted: list[Tensor] = []
+        self.labels: list[Tensor] = []
         self.start_epoch()
 
     def start_epoch(self) -> None:
@@ -582,15 +605,18 @@ class _StepRecorder:
         self.epoch_sizes: list[int] = []
         self.epoch_correct = 0.0
 
-    def add(self, loss: Tensor, grad_norm: Tensor, batch_size: int, correct: Tensor | None) -> None:
+    def add(
+        self, loss: Tensor, tensor_norms: list[Tensor], batch_size: int, predicted: Tensor | None, y: Tensor
+    ) -> None:
         self.losses.append(loss.detach())
-        self.grad_norms.append(grad_norm)
+        self.tensor_norms.append(tensor_norms)
         if self.world_size > 1:
             self.shares.append(batch_size)
         else:
             self.epoch_sizes.append(batch_size)
-        if correct is not None:
-            self.correct.append(correct)
+        if predicted is not None:
+            self.predicted.append(predicted.reshape(-1))
+            self.labels.append(y.reshape(-1))
 
     def __len__(self) -> int:
         return len(self.losses)
@@ -598,9 +624,9 @@ class _StepRecorder:
     def sync(self) -> _Divergence | None:
         if not self.losses:
             return None
-        queued = {"loss": torch.stack(self.losses), "grad_norm": torch.stack(self.grad_norms)}
-        if self.correct:
-            queued["correct"] = torch.stack(self.correct).sum()
+        queued = {"loss": torch.stack(self.losses), "grad_norm": _norms_of_norms(self.tensor_norms)}
+        if self.predicted:
+            queued["correct"] = (torch.cat(self.predicted) == torch.cat(self.labels)).sum()
         if self.world_size > 1:
             queued.update(self._reduce(queued))
         if self.max_param_norm is not None:
@@ -611,7 +637,7 @@ class _StepRecorder:
         self.history.step_grad_norm.extend(host["grad_norm"])
         self.epoch_sizes.extend(int(n) for n in host.get("size", []))
         self.epoch_correct += sum(host.get("correct", []))
-        self.losses, self.grad_norms, self.correct = [], [], []
+        self.losses, self.tensor_norms, self.predicted, self.labels = [], [], [], []
         for i, loss in enumerate(host["loss"]):
             if not math.isfinite(loss):
                 return _Divergence(first + i, f"the loss is {loss}")
@@ -707,12 +733,11 @@ def _fit_loop(
             loss = loss_fn(output, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = _total_norm([p.grad for p in params if p.grad is not None], loss)
+            tensor_norms = _tensor_norms([p.grad for p in params if p.grad is not None], loss)
             optimizer.step(_closure(model, optimizer, loss_fn, xb, yb) if needs_closure else None)
 
-            recorder.add(
-                loss, grad_norm, xb.shape[0], _correct(output.detach(), yb) if classification else None
-            )
+            predicted = _predicted(output.detach(), yb) if classification else None
+            recorder.add(loss, tensor_norms, xb.shape[0], predicted, yb)
             step += 1
             bar.update()
             if len(recorder) >= sync_every and (diverged := recorder.sync()) is not None:
