@@ -61,7 +61,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lib import checks, schedules
-from lib.data import BatchLoader, TensorData
+from lib.data import BatchLoader, RandomShiftRotate, TensorData
 from lib.train import History, fit
 
 __all__ = [
@@ -380,6 +380,7 @@ def fit_worker(
     schedule: tuple[str, dict[str, Any]] | None = None,
     seed: int = 0,
     record_params: bool = False,
+    augment: dict[str, Any] | None = None,
 ) -> History:
     """:func:`lib.train.fit` with plain SGD on a ``DistributedDataParallel`` model.
 
@@ -392,6 +393,8 @@ def fit_worker(
             process (a schedule is a closure, which does not pickle), or ``None``.
         record_params: append the flat parameter vector (float64, CPU) to
             ``history.records["params"]`` after every epoch.
+        augment: keyword arguments of a :class:`lib.data.RandomShiftRotate` applied to every
+            input batch (built in the process: a generator does not pickle), or ``None``.
 
     Returns:
         The history (the same on every process except the times).
@@ -412,6 +415,7 @@ def fit_worker(
         batch_size=batch_size,
         schedule=schedule_fn,
         seed=seed,
+        transform=None if augment is None else RandomShiftRotate(**augment),
         callback=params if record_params else None,
         progress=False,
     )

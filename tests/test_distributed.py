@@ -133,32 +133,40 @@ def test_shards_across_processes_cover_every_sample_once_per_epoch():
     assert len({tuple(order) for order in orders}) == 3  # a new order every epoch
 
 
+def image_model(seed: int = 0) -> nn.Module:
+    lib.seed(seed)
+    return nn.Sequential(nn.Flatten(), lib.models.mlp(8, 16, 1, 3)).double()
+
+
 @pytest.mark.slow  # DistributedDataParallel: seconds of imports in each process
 def test_fit_in_processes_follows_the_single_process_run():
-    train = small_data(48, seed=1)
+    # plain inputs, and 2x4 "images" augmented by RandomShiftRotate: each process applies the
+    # augmentations the single process gives its samples (before, every rank replayed rows 0, 1, ...)
+    x, y = small_data(48, seed=1)
+    runs = {
+        "plain": dict(model=small_model(), train=TensorData(x, y)),
+        "augmented": dict(
+            model=image_model(),
+            train=TensorData(x.reshape(48, 1, 2, 4), y),
+            augment=dict(max_shift=0.5, max_degrees=20.0, seed=2),
+        ),
+    }
     kwargs = dict(
         lr=0.3, epochs=3, batch_size=8, seed=5, schedule=("linear_warmup", {"lr": 0.3, "warmup_steps": 4})
     )
-    histories = distributed.launch(
-        distributed.fit_worker,
-        2,
-        device="cpu",
-        model=small_model(),
-        train=train,
-        record_params=True,
-        **kwargs,
-    )
-    single = distributed.fit_worker(
-        0, 1, torch.device("cpu"), model=small_model(), train=train, record_params=True, **kwargs
-    )
-    for history in histories:  # every rank keeps the same history: the global batch's
-        assert history.steps == single.steps == 3 * 6
-        torch.testing.assert_close(history.step_loss, single.step_loss, rtol=1e-6, atol=0)  # float32 records
-        torch.testing.assert_close(history.step_lr, single.step_lr, rtol=0, atol=0)
-        torch.testing.assert_close(history.epoch_train_acc, single.epoch_train_acc, rtol=0, atol=0)
-        for ours, theirs in zip(history.records["params"], single.records["params"], strict=True):
-            assert (ours - theirs).abs().max() <= 1e-12  # float64 parameters, epoch by epoch
-    assert histories[0].step_loss == histories[1].step_loss
+    tasks = [(distributed.fit_worker, dict(record_params=True, **run, **kwargs)) for run in runs.values()]
+    per_rank = distributed.launch(distributed.sequence, 2, device="cpu", tasks=tasks)
+    for i, run in enumerate(runs.values()):
+        single = distributed.fit_worker(0, 1, torch.device("cpu"), record_params=True, **run, **kwargs)
+        histories = [results[i] for results in per_rank]
+        for history in histories:  # every rank keeps the same history: the global batch's
+            assert history.steps == single.steps == 3 * 6
+            torch.testing.assert_close(history.step_loss, single.step_loss, rtol=1e-6, atol=0)  # float32
+            torch.testing.assert_close(history.step_lr, single.step_lr, rtol=0, atol=0)
+            torch.testing.assert_close(history.epoch_train_acc, single.epoch_train_acc, rtol=0, atol=0)
+            for ours, theirs in zip(history.records["params"], single.records["params"], strict=True):
+                assert (ours - theirs).abs().max() <= 1e-12  # float64 parameters, epoch by epoch
+        assert histories[0].step_loss == histories[1].step_loss
 
 
 def recording_fit_worker(rank, world_size, device, *, model, train, batch_size, epochs, seed):
