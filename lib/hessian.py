@@ -47,7 +47,6 @@ __all__ = [
     "escape_direction",
     "flatten",
     "hessian",
-    "hvp",
     "lanczos",
     "power_method",
     "spectral_density",
@@ -217,43 +216,6 @@ class HVPOperator:
             )
         hv = [torch.zeros_like(p) if h is None else h for h, p in zip(hv, self.params, strict=True)]
         return flatten(hv).detach()
-
-
-def hvp(
-    loss: Callable[[], Tensor], params: Sequence[Tensor], v: Tensor | Sequence[Tensor]
-) -> Tensor | list[Tensor]:
-    r"""One Hessian-vector product :math:`Hv` without forming the Hessian.
-
-    .. math::
-
-        Hv = \nabla_\theta \left( \nabla_\theta L(\theta)^\top v \right)
-
-    For many products at one point, build an :class:`HVPOperator` once and call it: the
-    gradient's graph is then reused and each product costs one backward pass.
-
-    Args:
-        loss: zero-argument callable returning the scalar loss.
-        params: the tensors the loss depends on (all with ``requires_grad=True``).
-        v: the direction, either a flat vector with one entry per parameter or a list of
-            tensors shaped like ``params``.
-
-    Returns:
-        :math:`Hv` in the form ``v`` was given (flat vector or list shaped like ``params``).
-
-    Raises:
-        ValueError: for a non-scalar loss, parameters without grad, or a ``v`` whose shape
-            does not match ``params``.
-
-    References:
-        B. A. Pearlmutter, "Fast exact multiplication by the Hessian", Neural Computation, 1994.
-    """
-    op = HVPOperator(loss, params)
-    if isinstance(v, Tensor):
-        return op(v)
-    v = list(v)
-    if len(v) != len(op.params) or any(a.shape != p.shape for a, p in zip(v, op.params, strict=False)):
-        raise ValueError("v must be a flat vector or a list of tensors shaped like params")
-    return unflatten(op(flatten(v)), op.params)
 
 
 def hessian(loss: Callable[[], Tensor], params: Sequence[Tensor]) -> Tensor:

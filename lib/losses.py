@@ -8,7 +8,8 @@ a label is an integer :math:`y \in \{0, \dots, K - 1\}` or its one-hot vector
 
 - :func:`softmax_naive` follows the formula literally and overflows for logits above
   about 88 in float32; :func:`softmax` subtracts the largest logit first and never does.
-- :func:`logsumexp` and :func:`log_softmax` are the stable building blocks of the losses.
+- :func:`log_softmax` (the logits minus their log-sum-exp, shifted by the largest logit)
+  is the stable building block of the losses.
 - The sigmoid, the two-class softmax, is :func:`lib.activations.sigmoid`.
 - :func:`nll_loss`, :func:`cross_entropy` and :func:`mse_one_hot` are losses
   ``(output, target) -> batch mean``, ready for ``lib.train.fit``.
@@ -28,7 +29,6 @@ from lib import checks
 __all__ = [
     "cross_entropy",
     "log_softmax",
-    "logsumexp",
     "mse_one_hot",
     "nll_loss",
     "one_hot",
@@ -141,31 +141,6 @@ def softmax(logits: Tensor, dim: int = -1) -> Tensor:
     shifted = logits - logits.amax(dim=dim, keepdim=True).detach()
     exp = torch.exp(shifted)  # every entry in (0, 1], the largest exactly 1
     return exp / exp.sum(dim=dim, keepdim=True)
-
-
-def logsumexp(logits: Tensor, dim: int = -1) -> Tensor:
-    r"""The log of the softmax's denominator, computed without overflow.
-
-    .. math::
-
-        \log \sum_{j=1}^{K} e^{z_j} = m + \log \sum_{j=1}^{K} e^{z_j - m},
-        \qquad m = \max_j z_j.
-
-    Args:
-        logits: the scores :math:`z`, any shape, floating point.
-        dim: the dimension to reduce.
-
-    Returns:
-        A tensor of the shape of ``logits`` without ``dim``.
-
-    Raises:
-        ValueError: if ``logits`` is not a floating-point tensor with at least one
-            dimension, or ``dim`` is out of range.
-    """
-    _check_float("logits", logits)
-    _check_dim(dim, logits)
-    m = logits.amax(dim=dim, keepdim=True).detach()
-    return (m + torch.log(torch.exp(logits - m).sum(dim=dim, keepdim=True))).squeeze(dim)
 
 
 def log_softmax(logits: Tensor, dim: int = -1) -> Tensor:

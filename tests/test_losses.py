@@ -32,11 +32,10 @@ EXTREME = [[1000.0, 999.0, 998.0], [-1000.0, -1000.0, -1001.0], [800.0, -800.0, 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dim", [0, 1, -1])
-def test_softmax_log_softmax_logsumexp_match_torch(dtype, dim):
+def test_softmax_and_log_softmax_match_torch(dtype, dim):
     z = logits_batch(dtype)
     torch.testing.assert_close(L.softmax(z, dim=dim), F.softmax(z, dim=dim), **TOL[dtype])
     torch.testing.assert_close(L.log_softmax(z, dim=dim), F.log_softmax(z, dim=dim), **TOL[dtype])
-    torch.testing.assert_close(L.logsumexp(z, dim=dim), torch.logsumexp(z, dim=dim), **TOL[dtype])
     torch.testing.assert_close(L.softmax_naive(z, dim=dim), F.softmax(z, dim=dim), **TOL[dtype])
 
 
@@ -50,7 +49,6 @@ def test_stable_softmax_survives_extreme_logits_where_naive_fails(dtype):
     torch.testing.assert_close(stable, F.softmax(z, dim=-1), **TOL[dtype])
     torch.testing.assert_close(stable.sum(dim=-1), torch.ones(len(EXTREME), dtype=dtype), **TOL[dtype])
     torch.testing.assert_close(L.log_softmax(z), F.log_softmax(z, dim=-1), **TOL[dtype])
-    torch.testing.assert_close(L.logsumexp(z), torch.logsumexp(z, dim=-1), **TOL[dtype])
     # log(softmax) hits log(0) = -inf at a gap of 1600; log_softmax stays finite
     assert torch.isinf(torch.log(stable[2, 1]))
     assert torch.isfinite(L.log_softmax(z)).all()
