@@ -181,10 +181,35 @@ def _count_steps(states: list[dict[str, Any]], foreach: bool) -> list[float]:
     return [s["step"].item() for s in states]  # CPU scalars: no device sync
 
 
+class _TwoPaths(Optimizer):
+    """An optimizer whose step exists twice: ``_step_loop`` (per parameter) and
+    ``_step_foreach`` (multi-tensor), each given a group and its parameters with gradients."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> Any:
+        """Perform one update; return the loss from ``closure`` if one is given."""
+        loss = _evaluate(closure)
+        for group in self.param_groups:
+            self._group_step(group)
+        return loss
+
+    def _group_step(self, group: dict[str, Any]) -> None:
+        """One step of every parameter of ``group`` that has a gradient, in the group's path."""
+        params = [p for p in group["params"] if p.grad is not None]
+        if params:
+            (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
+
+    def _step_loop(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        raise NotImplementedError
+
+    def _step_foreach(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        raise NotImplementedError
+
+
 # ----------------------------------------------------------------------------- SGD
 
 
-class SGD(Optimizer):
+class SGD(_TwoPaths):
     r"""Stochastic gradient descent, with momentum (SGDM) and Nesterov momentum (NAG).
 
     .. math::
@@ -268,16 +293,6 @@ class SGD(Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> Any:
-        """Perform one update; return the loss from ``closure`` if one is given."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
-        return loss
-
     def _step_loop(self, group: dict[str, Any], params: list[Tensor]) -> None:
         """One step, parameter by parameter."""
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
@@ -325,7 +340,7 @@ class SGD(Optimizer):
 # ----------------------------------------------------------------------------- AdaGrad
 
 
-class Adagrad(Optimizer):
+class Adagrad(_TwoPaths):
     r"""AdaGrad: a per-coordinate step shrunk by the root of all past squared gradients.
 
     .. math::
@@ -407,16 +422,6 @@ class Adagrad(Optimizer):
         for param in self.param_groups[-1]["params"]:
             self._init_state(param, self.param_groups[-1])
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> Any:
-        """Perform one update; return the loss from ``closure`` if one is given."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
-        return loss
-
     def _step_loop(self, group: dict[str, Any], params: list[Tensor]) -> None:
         """One step, parameter by parameter."""
         for param in params:
@@ -452,7 +457,7 @@ class Adagrad(Optimizer):
 # ----------------------------------------------------------------------------- RMSprop
 
 
-class RMSprop(Optimizer):
+class RMSprop(_TwoPaths):
     r"""RMSprop: AdaGrad with an exponential moving average instead of a sum.
 
     .. math::
@@ -523,16 +528,6 @@ class RMSprop(Optimizer):
             foreach=foreach,
         )
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> Any:
-        """Perform one update; return the loss from ``closure`` if one is given."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
-        return loss
 
     def _states(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> list[dict[str, Any]]:
         """Each parameter's state, created at its first step (all zeros), after t <- t + 1."""
@@ -607,7 +602,7 @@ class RMSprop(Optimizer):
 # ----------------------------------------------------------------------------- Adadelta
 
 
-class Adadelta(Optimizer):
+class Adadelta(_TwoPaths):
     r"""Adadelta: RMSprop whose step size is the RMS of the past updates.
 
     .. math::
@@ -659,16 +654,6 @@ class Adadelta(Optimizer):
             lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach
         )
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> Any:
-        """Perform one update; return the loss from ``closure`` if one is given."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                (self._step_foreach if _use_foreach(group, params) else self._step_loop)(group, params)
-        return loss
 
     def _states(self, params: list[Tensor], foreach: bool) -> list[dict[str, Any]]:
         """Each parameter's state, created at its first step (all zeros), after t <- t + 1."""
@@ -739,7 +724,7 @@ class _Moments(NamedTuple):
         return [1 - beta**t for t in self.steps]
 
 
-class _AdamFamily(Optimizer):
+class _AdamFamily(_TwoPaths):
     r"""What Adam, AdamW, RAdam and NAdam share, in one place: the state, the step counter,
     the weight decay and the two moment estimates,
 
@@ -761,22 +746,11 @@ class _AdamFamily(Optimizer):
         state["exp_avg_sq"] = _zeros(param)
         return state
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> Any:
-        """Perform one update; return the loss from ``closure`` if one is given."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            self._group_step(group)
-        return loss
+    def _step_loop(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        self._update(group, self._moments(group, params, foreach=False))
 
-    def _group_step(self, group: dict[str, Any]) -> None:
-        """One step of every parameter of ``group`` that has a gradient."""
-        params = [p for p in group["params"] if p.grad is not None]
-        if not params:
-            return
-        foreach = _use_foreach(group, params)
-        moments = self._moments(group, params, foreach)
-        (self._update_foreach if foreach else self._update)(group, moments)
+    def _step_foreach(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        self._update_foreach(group, self._moments(group, params, foreach=True))
 
     def _moments(self, group: dict[str, Any], params: list[Tensor], foreach: bool) -> _Moments:
         """t <- t + 1, weight decay, m_t and v_t for ``params``."""
@@ -812,44 +786,44 @@ class _AdamFamily(Optimizer):
 class Adam(_AdamFamily):
     r"""Adam: momentum on the gradient, RMSprop on its scale, both bias-corrected.
 
-        .. math::
+    .. math::
 
-            g_t &\leftarrow \nabla f(\theta_{t-1}) + \lambda \theta_{t-1}
-                \quad \text{(or } \theta_{t-1} \leftarrow (1-\gamma\lambda)\theta_{t-1}
-                \text{ if decoupled)} \\
-            m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
-            v_t &\leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
-            \hat v^{\max}_t &\leftarrow \max(\hat v^{\max}_{t-1}, v_t)
-                \quad \text{(AMSGrad: used instead of } v_t) \\
-            \theta_t &\leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t}\,
-                \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+        g_t &\leftarrow \nabla f(\theta_{t-1}) + \lambda \theta_{t-1}
+            \quad \text{(or } \theta_{t-1} \leftarrow (1-\gamma\lambda)\theta_{t-1}
+            \text{ if decoupled)} \\
+        m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        v_t &\leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
+        \hat v^{\max}_t &\leftarrow \max(\hat v^{\max}_{t-1}, v_t)
+            \quad \text{(AMSGrad: used instead of } v_t) \\
+        \theta_t &\leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
 
-        i.e. :math:`\theta_t = \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)`
-        with :math:`\hat m_t = m_t / (1-\beta_1^t)` and :math:`\hat v_t = v_t / (1-\beta_2^t)`.
-        The notes' :math:`\hat m / \sqrt{\hat v + \epsilon}` puts :math:`\epsilon` inside the
-        root; torch and the paper put it outside, as here.
+    i.e. :math:`\theta_t = \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)`
+    with :math:`\hat m_t = m_t / (1-\beta_1^t)` and :math:`\hat v_t = v_t / (1-\beta_2^t)`.
+    The notes' :math:`\hat m / \sqrt{\hat v + \epsilon}` puts :math:`\epsilon` inside the
+    root; torch and the paper put it outside, as here.
 
-        Args:
-            params: parameters or parameter groups to optimize.
-            lr: learning rate :math:`\gamma` (default ``1e-3``).
-            betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
-            eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
-            weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
-            amsgrad: use the running maximum of :math:`v_t` (AMSGrad).
-            maximize: maximize the objective instead of minimizing it.
-            decoupled_weight_decay: decay the weights directly (AdamW) instead of adding
-                :math:`\lambda\theta` to the gradient.
-            foreach: one ``torch._foreach_*`` call per formula line over all parameters
-                (True), or a loop over the parameters (False); ``None``: True on GPUs only.
+    Args:
+        params: parameters or parameter groups to optimize.
+        lr: learning rate :math:`\gamma` (default ``1e-3``).
+        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
+        eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
+        weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
+        amsgrad: use the running maximum of :math:`v_t` (AMSGrad).
+        maximize: maximize the objective instead of minimizing it.
+        decoupled_weight_decay: decay the weights directly (AdamW) instead of adding
+            :math:`\lambda\theta` to the gradient.
+        foreach: one ``torch._foreach_*`` call per formula line over all parameters
+            (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
-        Raises:
-            ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta lies
-                outside [0, 1).
+    Raises:
+        ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta lies
+            outside [0, 1).
 
-        References:
-            Kingma, Ba, "Adam: a method for stochastic optimization", ICLR 2015.
-            Reddi, Kale, Kumar, "On the convergence of Adam and beyond", ICLR 2018 (AMSGrad).
-        """
+    References:
+        Kingma, Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+        Reddi, Kale, Kumar, "On the convergence of Adam and beyond", ICLR 2018 (AMSGrad).
+    """
 
     def __init__(
         self,
@@ -915,35 +889,35 @@ class Adam(_AdamFamily):
 class AdamW(Adam):
     r"""AdamW: ``Adam`` with the weight decay taken out of the gradient.
 
-        The only change from ``Adam`` is where :math:`\lambda` acts:
+    The only change from ``Adam`` is where :math:`\lambda` acts:
 
-        .. math::
+    .. math::
 
-            \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \\
-            \theta_t &\leftarrow \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+        \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \\
+        \theta_t &\leftarrow \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)
 
-        with :math:`\hat m_t, \hat v_t` computed from the raw gradient, so a coordinate with a
-        large :math:`\hat v` is decayed as much as any other (with L2 in ``Adam`` its decay is
-        divided by :math:`\sqrt{\hat v}` too). This class is ``Adam(...,
-        decoupled_weight_decay=True)`` with torch's AdamW default ``weight_decay=1e-2``.
+    with :math:`\hat m_t, \hat v_t` computed from the raw gradient, so a coordinate with a
+    large :math:`\hat v` is decayed as much as any other (with L2 in ``Adam`` its decay is
+    divided by :math:`\sqrt{\hat v}` too). This class is ``Adam(...,
+    decoupled_weight_decay=True)`` with torch's AdamW default ``weight_decay=1e-2``.
 
-        Args:
-            params: parameters or parameter groups to optimize.
-            lr: learning rate :math:`\gamma` (default ``1e-3``).
-            betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
-            eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
-            weight_decay: decoupled weight decay :math:`\lambda \ge 0` (default ``1e-2``).
-            amsgrad: use the running maximum of :math:`v_t` (AMSGrad).
-            maximize: maximize the objective instead of minimizing it.
-            foreach: one ``torch._foreach_*`` call per formula line over all parameters
-                (True), or a loop over the parameters (False); ``None``: True on GPUs only.
+    Args:
+        params: parameters or parameter groups to optimize.
+        lr: learning rate :math:`\gamma` (default ``1e-3``).
+        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
+        eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
+        weight_decay: decoupled weight decay :math:`\lambda \ge 0` (default ``1e-2``).
+        amsgrad: use the running maximum of :math:`v_t` (AMSGrad).
+        maximize: maximize the objective instead of minimizing it.
+        foreach: one ``torch._foreach_*`` call per formula line over all parameters
+            (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
-        Raises:
-            ValueError: as ``Adam``.
+    Raises:
+        ValueError: as ``Adam``.
 
-        References:
-            Loshchilov, Hutter, "Decoupled weight decay regularization", ICLR 2019.
-        """
+    References:
+        Loshchilov, Hutter, "Decoupled weight decay regularization", ICLR 2019.
+    """
 
     def __init__(
         self,
@@ -980,43 +954,43 @@ def _rectification(rho_t: float, rho_inf: float) -> float:
 
 class RAdam(_AdamFamily):
     r"""RAdam: Adam whose adaptive step is switched on only once the variance of
-        :math:`\hat v` is tractable, and then rectified.
+    :math:`\hat v` is tractable, and then rectified.
 
-        .. math::
+    .. math::
 
-            m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
-            v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
-            \rho_\infty &= \frac{2}{1 - \beta_2} - 1, \quad
-            \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1 - \beta_2^t} \\
-            r_t &= \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
-                              {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}} \\
-            \theta_t &\leftarrow \theta_{t-1} - \gamma\, \hat m_t\, r_t\,
-                \frac{\sqrt{1 - \beta_2^t}}{\sqrt{v_t} + \epsilon}
-                \quad \text{if } \rho_t > 5, \text{ else }
-                \theta_{t-1} - \gamma \hat m_t
+        m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+        v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
+        \rho_\infty &= \frac{2}{1 - \beta_2} - 1, \quad
+        \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1 - \beta_2^t} \\
+        r_t &= \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
+                          {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}} \\
+        \theta_t &\leftarrow \theta_{t-1} - \gamma\, \hat m_t\, r_t\,
+            \frac{\sqrt{1 - \beta_2^t}}{\sqrt{v_t} + \epsilon}
+            \quad \text{if } \rho_t > 5, \text{ else }
+            \theta_{t-1} - \gamma \hat m_t
 
-        with :math:`\hat m_t = m_t / (1-\beta_1^t)`; weight decay as in ``Adam`` (coupled, or
-        decoupled with ``decoupled_weight_decay=True``). With :math:`\beta_2 = 0.999` the first
-        5 steps are SGD with momentum (no adaptive scaling).
+    with :math:`\hat m_t = m_t / (1-\beta_1^t)`; weight decay as in ``Adam`` (coupled, or
+    decoupled with ``decoupled_weight_decay=True``). With :math:`\beta_2 = 0.999` the first
+    5 steps are SGD with momentum (no adaptive scaling).
 
-        Args:
-            params: parameters or parameter groups to optimize.
-            lr: learning rate :math:`\gamma` (default ``1e-3``).
-            betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
-            eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
-            weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
-            decoupled_weight_decay: decay the weights directly (as AdamW).
-            maximize: maximize the objective instead of minimizing it.
-            foreach: one ``torch._foreach_*`` call per formula line over all parameters
-                (True), or a loop over the parameters (False); ``None``: True on GPUs only.
+    Args:
+        params: parameters or parameter groups to optimize.
+        lr: learning rate :math:`\gamma` (default ``1e-3``).
+        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
+        eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
+        weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
+        decoupled_weight_decay: decay the weights directly (as AdamW).
+        maximize: maximize the objective instead of minimizing it.
+        foreach: one ``torch._foreach_*`` call per formula line over all parameters
+            (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
-        Raises:
-            ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta lies
-                outside [0, 1).
+    Raises:
+        ValueError: if ``lr``, ``eps`` or ``weight_decay`` is negative, or a beta lies
+            outside [0, 1).
 
-        References:
-            Liu et al., "On the variance of the adaptive learning rate and beyond", ICLR 2020.
-        """
+    References:
+        Liu et al., "On the variance of the adaptive learning rate and beyond", ICLR 2020.
+    """
 
     def __init__(
         self,
@@ -1100,39 +1074,39 @@ def _nadam_mu(beta1: float, psi: float, t: float) -> float:
 class NAdam(_AdamFamily):
     r"""NAdam: Adam with Nesterov momentum and a warming-up momentum schedule.
 
-        .. math::
+    .. math::
 
-            \mu_t &= \beta_1 \left(1 - \tfrac12\, 0.96^{t\psi}\right), \quad
-            \textstyle\Pi_t = \prod_{i \le t} \mu_i \\
-            m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
-            v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
-            \theta_t &\leftarrow \theta_{t-1}
-                - \gamma \frac{1 - \mu_t}{1 - \Pi_t} \frac{g_t}{\sqrt{\hat v_t} + \epsilon}
-                - \gamma \frac{\mu_{t+1}}{1 - \Pi_t \mu_{t+1}} \frac{m_t}{\sqrt{\hat v_t} + \epsilon}
+        \mu_t &= \beta_1 \left(1 - \tfrac12\, 0.96^{t\psi}\right), \quad
+        \textstyle\Pi_t = \prod_{i \le t} \mu_i \\
+        m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+        v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t \odot g_t \\
+        \theta_t &\leftarrow \theta_{t-1}
+            - \gamma \frac{1 - \mu_t}{1 - \Pi_t} \frac{g_t}{\sqrt{\hat v_t} + \epsilon}
+            - \gamma \frac{\mu_{t+1}}{1 - \Pi_t \mu_{t+1}} \frac{m_t}{\sqrt{\hat v_t} + \epsilon}
 
-        with momentum decay :math:`\psi` (``momentum_decay``), :math:`\hat v_t = v_t /
-        (1 - \beta_2^t)`, and :math:`\Pi_t` stored as ``mu_product`` (a scalar tensor of the
-        default scalar dtype, as in torch). Weight decay as in ``Adam``.
+    with momentum decay :math:`\psi` (``momentum_decay``), :math:`\hat v_t = v_t /
+    (1 - \beta_2^t)`, and :math:`\Pi_t` stored as ``mu_product`` (a scalar tensor of the
+    default scalar dtype, as in torch). Weight decay as in ``Adam``.
 
-        Args:
-            params: parameters or parameter groups to optimize.
-            lr: learning rate :math:`\gamma` (default ``2e-3``).
-            betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
-            eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
-            weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
-            momentum_decay: :math:`\psi \ge 0` (default ``4e-3``).
-            decoupled_weight_decay: decay the weights directly (as AdamW).
-            maximize: maximize the objective instead of minimizing it.
-            foreach: one ``torch._foreach_*`` call per formula line over all parameters
-                (True), or a loop over the parameters (False); ``None``: True on GPUs only.
+    Args:
+        params: parameters or parameter groups to optimize.
+        lr: learning rate :math:`\gamma` (default ``2e-3``).
+        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1) (default ``(0.9, 0.999)``).
+        eps: :math:`\epsilon \ge 0` added to the root (default ``1e-8``).
+        weight_decay: weight decay :math:`\lambda \ge 0` (default 0).
+        momentum_decay: :math:`\psi \ge 0` (default ``4e-3``).
+        decoupled_weight_decay: decay the weights directly (as AdamW).
+        maximize: maximize the objective instead of minimizing it.
+        foreach: one ``torch._foreach_*`` call per formula line over all parameters
+            (True), or a loop over the parameters (False); ``None``: True on GPUs only.
 
-        Raises:
-            ValueError: if ``lr``, ``eps``, ``weight_decay`` or ``momentum_decay`` is negative,
-                or a beta lies outside [0, 1).
+    Raises:
+        ValueError: if ``lr``, ``eps``, ``weight_decay`` or ``momentum_decay`` is negative,
+            or a beta lies outside [0, 1).
 
-        References:
-            Dozat, "Incorporating Nesterov momentum into Adam", ICLR workshop 2016.
-        """
+    References:
+        Dozat, "Incorporating Nesterov momentum into Adam", ICLR workshop 2016.
+    """
 
     def __init__(
         self,

@@ -22,10 +22,13 @@ def _model(dropout: bool = False, seed: int = 0) -> nn.Module:
     return nn.Sequential(net[:-1], nn.Dropout(0.2), net[-1]) if dropout else net
 
 
-def _fit(model: nn.Module, data: TensorData, *, lr: float = 0.1, loss_fn=None, **kwargs) -> History:
-    """fit with the tests' usual settings: plain SGD at ``lr``, cross-entropy, no progress bar."""
+def _fit(
+    model: nn.Module, data: TensorData, *, lr: float = 0.1, optimizer=None, loss_fn=None, **kwargs
+) -> History:
+    """fit with the tests' usual settings: plain SGD at ``lr`` (unless given an ``optimizer``),
+    cross-entropy, one epoch of batches of 32, no progress bar."""
     kwargs = {"epochs": 1, "batch_size": 32, "progress": False, **kwargs}
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr)
     return fit(model, optimizer, loss_fn or nn.CrossEntropyLoss(), data, **kwargs)
 
 
@@ -125,35 +128,15 @@ def test_regression_has_no_accuracy_and_eval_train_matches_evaluate():
 
 def test_two_runs_give_identical_histories():
     data, val = _classification(), _classification(100, seed=1)
-    histories = []
-    for _ in range(2):
+
+    def run(seed: int, val_data=None) -> History:
         model = _model(dropout=True)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        histories.append(
-            fit(
-                model,
-                optimizer,
-                nn.CrossEntropyLoss(),
-                data,
-                val_data=val,
-                epochs=3,
-                batch_size=32,
-                seed=3,
-                progress=False,
-            )
-        )
+        momentum = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return _fit(model, data, optimizer=momentum, val_data=val_data, epochs=3, seed=seed)
+
+    histories = [run(3, val), run(3, val)]
     assert _without_times(histories[0]) == _without_times(histories[1])
-    model = _model(dropout=True)
-    other = fit(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
-        nn.CrossEntropyLoss(),
-        data,
-        epochs=3,
-        batch_size=32,
-        seed=4,
-        progress=False,
-    )
+    other = run(4)
     assert other.step_loss != histories[0].step_loss
 
 
@@ -446,13 +429,6 @@ def test_fit_gives_lbfgs_the_closure_it_needs():
     data = make_noisy_function(32, seed=0)
     torch.manual_seed(0)
     model = mlp(1, 8, 1, 1)
-    history = fit(
-        model,
-        torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5),
-        nn.MSELoss(),
-        data,
-        epochs=5,
-        batch_size=32,
-        progress=False,
-    )
+    lbfgs = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5)
+    history = _fit(model, data, optimizer=lbfgs, loss_fn=nn.MSELoss(), epochs=5)
     assert history.steps == 5 and history.step_loss[-1] < 0.5 * history.step_loss[0]
