@@ -98,10 +98,9 @@ class Landscape:
             ``(X, Y, Z)``, each of shape ``(n, n)`` (``X`` varies along columns).
 
         Raises:
-            ValueError: if ``n < 2``.
+            ValueError: if ``n`` is not an integer >= 2.
         """
-        if n < 2:
-            raise ValueError(f"n must be at least 2, got {n}")
+        checks.integer("n", n, 2)
         x_min, x_max, y_min, y_max = self.box
         xs = torch.linspace(x_min, x_max, n, dtype=dtype, device=device)
         ys = torch.linspace(y_min, y_max, n, dtype=dtype, device=device)

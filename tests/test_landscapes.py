@@ -159,3 +159,9 @@ def test_bad_input():
         L.trajectory(L.saddle(), torch.optim.SGD, {"lr": 0.1}, start=(1.0, 2.0, 3.0))
     with pytest.raises(ValueError, match=r"xy must have shape \(\.\.\., 2\)"):
         L.saddle()(torch.zeros(3))
+
+
+@pytest.mark.parametrize("n", [1, 2.5, True])
+def test_grid_refuses_a_size_that_is_not_an_integer_of_at_least_two(n):
+    with pytest.raises(ValueError, match=rf"^n must be an integer >= 2, got {n!r}$"):
+        L.quadratic().grid(n)
