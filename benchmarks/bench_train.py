@@ -14,7 +14,9 @@ Run::
 It prints the best time per epoch of each loop over several repeats (interleaved, so
 that both see the same machine load; the minimum is the figure least disturbed by other
 processes) and their ratio fit / reference, whose target is at most 1.10; then the same
-ratio in process CPU time, which other processes on a busy machine disturb less.
+ratio in process CPU time, which other processes on a busy machine disturb less; then how
+often ``fit`` waited for the device: its copies to the host (``lib.train._to_host``, the
+only place it synchronises) per epoch, against the steps per epoch.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 import lib
+import lib.train
 from lib.data import load_mnist1d
 from lib.models import mlp
 from lib.train import fit
@@ -125,6 +128,24 @@ def main() -> None:
     print(f"lib.train.fit:  {fit_epoch * 1e3:.1f} ms per epoch ({fit_epoch / steps * 1e6:.0f} us per step)")
     print(f"ratio fit / reference: {fit_epoch / ref_epoch:.3f} (target <= 1.10)")
     print(f"ratio of process CPU time (less sensitive to other load): {cpu_ratio:.3f}")
+
+    copies = 0
+    to_host = lib.train._to_host
+
+    def counted(values: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+        nonlocal copies
+        copies += 1
+        return to_host(values)
+
+    lib.train._to_host = counted
+    try:
+        time_fit()
+    finally:
+        lib.train._to_host = to_host
+    print(
+        f"host syncs of fit: {copies / args.epochs:g} per epoch of {steps} steps "
+        "(after every 32 steps and at the end of the epoch)"
+    )
 
 
 if __name__ == "__main__":
