@@ -269,6 +269,20 @@ def test_a_startup_failure_is_reported_with_its_cause_and_the_environment_is_lef
     assert dict(os.environ) == before  # the loopback interface was set in the workers only
 
 
+def test_the_default_rendezvous_picks_no_port(monkeypatch):
+    # the processes meet through a file, so no TCP port is chosen in the caller, none can be
+    # taken by another program between the choice and the bind (the old free_port() could)
+    bind = socket.socket.bind
+
+    def no_tcp_port(sock, address):
+        assert sock.family != socket.AF_INET, f"launch bound a TCP port: {address}"
+        return bind(sock, address)
+
+    monkeypatch.setattr(socket.socket, "bind", no_tcp_port)
+    ids = distributed.launch(distributed.shards_worker, 2, device="cpu", n=4, batch_size=2, epochs=1)
+    assert sorted(i for rank in ids for batch in rank[0] for i in batch) == [0, 1, 2, 3]
+
+
 def _time_wait_port() -> int:
     """A port of 127.0.0.1 whose last connection is in TIME_WAIT, as a finished run's store leaves it
     (its server socket, like torch's TCP store, set SO_REUSEADDR; the server side closed first)."""
