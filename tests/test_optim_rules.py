@@ -226,11 +226,21 @@ def test_swats_against_hand_written_algorithm():
     torch.testing.assert_close(x.detach(), expected, rtol=1e-10, atol=1e-12)
 
 
-def test_swats_adam_phase_is_adam():
-    # with a zero threshold SWATS never switches and stays exactly Adam
-    ours = run_lib(lambda p: lo.SWATS(p, lr=0.01, switch_tol=0.0), 50)
-    adam = run_lib(lambda p: lo.Adam(p, lr=0.01), 50)
+@pytest.mark.parametrize("foreach", [False, True], ids=["loop", "foreach"])
+def test_swats_adam_phase_is_adam(foreach):
+    # with a zero threshold SWATS never switches and stays exactly Adam, in either path
+    ours = run_lib(lambda p: lo.SWATS(p, lr=0.01, switch_tol=0.0, foreach=foreach), 50)
+    adam = run_lib(lambda p: lo.Adam(p, lr=0.01, foreach=foreach), 50)
     torch.testing.assert_close(ours, adam, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["loop", "foreach"])
+def test_lookahead_around_either_path_of_adam(foreach):
+    # the wrapper does not care how the inner optimizer steps: lib's Adam in either path
+    # against torch's Adam in the same path
+    ours = run_lib(lambda p: lo.Lookahead(lo.Adam(p, lr=0.05, foreach=foreach), k=3), 30)
+    theirs = run_lib(lambda p: lo.Lookahead(torch.optim.Adam(p, lr=0.05, foreach=foreach), k=3), 30)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
