@@ -7,9 +7,10 @@ with a label, and each solution in one toggle.
   alt text for screen readers. Its inline height is dropped (the width stays as a maximum),
   so the browser keeps the image's own aspect ratio at every width; a phone-width cue says
   that tapping the figure opens it at full size.
-- **Long cells.** A code cell longer than :data:`LONG_CELL_LINES` lines is folded, under a
-  label that says what it holds (the functions it defines, whether it draws a figure, how
-  many checks it runs). Its checks still run and its output stays in view.
+- **Long cells.** A code cell longer than :data:`LONG_CELL_LINES` lines is folded (or, when its
+  notebook already hides its source, relabelled) under a label that says what it holds (the
+  functions it defines, whether it draws a figure, how many checks it runs). Its output
+  stays in view. A cell inside a solution is never folded: the solution's toggle is its only one.
 - **Printed output.** Output that is prose wraps at the column; a table (lines whose
   columns are aligned by runs of spaces) keeps its lines and scrolls when it must
   (``_static/book-fit.js`` then says so).
@@ -57,7 +58,8 @@ def chapter_number(docname: str) -> str:
 def cell_label(source: str) -> str:
     """What a folded code cell holds, in a few words: 'defines f and g, draws a figure, 3 checks'."""
     try:
-        tree = ast.parse(re.sub(r"(?m)^\s*[%!].*$", "", source))
+        source = re.sub(r"(?m)^\s*[%!].*$", "", source)  # IPython magics
+        tree = ast.parse(source)
     except SyntaxError:
         return f"{source.count(chr(10)) + 1} lines of code"
     defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
@@ -66,12 +68,22 @@ def cell_label(source: str) -> str:
     if defined:
         shown = ", ".join(defined[:3]) + (f" and {len(defined) - 3} more" if len(defined) > 3 else "")
         parts.append(f"defines {shown}")
-    if re.search(r"\b(plt\.|ax\.|axes\[|fig\.|lib\.plot\.)", source):
+    top_level = "\n".join(
+        ast.get_source_segment(source, node) or ""
+        for node in tree.body
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef))
+    )
+    if re.search(r"\b(plt\.|ax\.|axes\[|fig\.|lib\.plot\.)", top_level):
         parts.append("draws the figure")
     if checks:
         parts.append(f"{checks} check{'s' * (checks != 1)}")
     lines = source.count("\n") + 1
     return f"{lines} lines: " + (", ".join(parts) if parts else "the experiment's code")
+
+
+def sentence(text: str) -> str:
+    """A caption as a sentence: ended by a full stop unless it ends in punctuation already."""
+    return text if text.rstrip()[-1:] in ".?!" else text.rstrip() + "."
 
 
 def is_table(text: str) -> bool:
@@ -114,11 +126,14 @@ class BookCells(SphinxPostTransform):
                 parent.remove(cell)
                 for key in ("hide_mode", "prompt_show", "prompt_hide"):
                     cell.attributes.pop(key, None)
+                cell["classes"].append("book-solution-cell")  # one toggle: the solution's
                 box.append(cell)
 
     def fold_long_cells(self) -> None:
         for cell in self.document.findall(is_code_cell):
-            if cell.get("hide_mode") or not cell.children:
+            if cell.get("hide_mode") not in (None, "input") or "book-solution-cell" in cell["classes"]:
+                continue
+            if not cell.children:
                 continue
             source = cell.children[0]
             if source.get("nb_element") != "cell_code_source":
@@ -147,7 +162,7 @@ class BookCells(SphinxPostTransform):
                 "",
                 "",
                 nodes.inline("", number + ".", classes=["book-figure-number"]),
-                nodes.Text(" " + about["caption"] if about["caption"] else ""),
+                nodes.Text(" " + sentence(about["caption"]) if about["caption"] else ""),
                 nodes.inline("", " Tap the figure to enlarge it.", classes=["book-enlarge-cue"]),
             )
             target = image.parent if isinstance(image.parent, nodes.reference) else image

@@ -1,6 +1,6 @@
 /* Wide blocks on a narrow column (desktop or phone). A display equation wider than its
-   column shrinks to fit, down to MIN_SCALE of its size; an equation or an output table that
-   still does not fit scrolls inside its box, and the box says so (class book-scrolls: a
+   column shrinks to fit, down to MIN_SCALE of its size; an equation, an output table or a
+   table of the text that still does not fit scrolls inside its box, and says so (book-scrolls: a
    shadow at the edge and a "scroll" label). Runs when MathJax has typeset the page, and
    again when the window changes width. */
 (function () {
@@ -17,7 +17,7 @@
   }
 
   function markScrolling() {
-    var wide = ".bd-article .cell_output pre, .bd-article mjx-container[display=\"true\"]";
+    var wide = ".bd-article .cell_output pre, .bd-article mjx-container[display=\"true\"], .bd-article table";
     document.querySelectorAll(wide).forEach(function (el) {
       el.parentElement.classList.toggle("book-scrolls", el.scrollWidth > el.clientWidth + 1);
     });

@@ -169,34 +169,68 @@ _TEX_SYMBOLS = {
     "approx": "≈", "leq": "≤", "geq": "≥", "le": "≤", "ge": "≥", "to": "→", "ell": "ℓ",
     "partial": "∂", "|": "‖", "log": "log", "max": "max", "min": "min", "mathrm": "",
     "mathbf": "", "mathcal": "", "operatorname": "", "text": "", "top": "ᵀ", "quad": " ",
+    "left": "", "right": "", "big": "", "Big": "",
 }  # fmt: skip
 
 
 _SUPERSCRIPTS = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _script(text: str, marks: str, table: dict) -> str:
+    """'x^2' -> 'x²', 'w_1' -> 'w₁' where every character has a small form; else 'λ_max', 'μ^(t-k)'."""
+
+    def replace(match: re.Match) -> str:
+        body = match.group(1) or match.group(2)
+        small = body.translate(table)
+        if all(c not in small for c in body if not c.isspace()):
+            return small
+        return f"{marks}{body}" if body.isalpha() else f"{marks}({body})"
+
+    pattern = re.escape(marks) + r"(?:\{([^{}]*)\}|([0-9A-Za-z]))"
+    return re.sub(pattern, lambda m: replace(m) if (m.group(1) or "").strip() or m.group(2) else "", text)
 
 
 def _plain(label: str) -> str:
     """A matplotlib label without mathtext markup: '$\\eta\\lambda_{\\max}$' -> 'ηλ_max'."""
     text = re.sub(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"\1/\2", label)  # \frac{a}{b} -> a/b
     text = re.sub(r"\\[dt]?frac\s*(\w)(\w)", r"\1/\2", text)  # \frac12 -> 1/2
-    text = re.sub(r"\^\{?([-+]?\d+)\}?", lambda m: m.group(1).translate(_SUPERSCRIPTS), text)
     text = re.sub(r"\\([A-Za-z]+|\|)", lambda m: _TEX_SYMBOLS.get(m.group(1), m.group(1)), text)
+    text = _script(_script(text, "^", _SUPERSCRIPTS), "_", _SUBSCRIPTS)
     text = text.replace("$", "").replace("{", "").replace("}", "").replace("\\,", " ")
     return re.sub(r"\s+", " ", text).strip()
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _panel(ax: Axes) -> str:
-    """One panel in words: what it plots against what, and the names of its curves."""
+    """One panel in words: what it plots against what, its scales, and the names of its series."""
     x, y = _plain(ax.get_xlabel()), _plain(ax.get_ylabel())
-    scales = [f"{name} on a log scale" for name, scale in ((x, ax.get_xscale()), (y, ax.get_yscale()))
-              if name and scale == "log"]  # fmt: skip
-    words = f"{y} against {x}" if x and y else (y or x)
-    if scales:
-        words += f" ({', '.join(scales)})"
+    if ax.images and not ax.lines:
+        words = "an image" + (f" of {y} against {x}" if x and y else "")
+    elif x and y:
+        words = f"{y} against {x}"
+    elif x or y:
+        words = f"a plot with {x or y} along its {'horizontal' if x else 'vertical'} axis"
+    else:
+        words = "an unlabelled plot"
+    logs = [
+        axis
+        for axis, scale in (("horizontal", ax.get_xscale()), ("vertical", ax.get_yscale()))
+        if scale == "log"
+    ]
+    if logs:
+        words += f", the {' and '.join(logs)} {'axes' if len(logs) > 1 else 'axis'} on a log scale"
+    bars = [c for c in ax.containers if isinstance(c, mpl.container.BarContainer)]
+    ticks = [_plain(t.get_text()) for t in ax.get_xticklabels() if t.get_text()]
+    if bars and ticks:
+        words += f"; bars for {', '.join(ticks)}"
     legend = ax.get_legend()
     names = [_plain(t.get_text()) for t in legend.get_texts()] if legend is not None else []
     if names:
-        words += f"; {len(names)} series: {', '.join(names)}"
+        words += f"; {len(names)} series: {'; '.join(names)}"
     return words
 
 
@@ -204,9 +238,10 @@ def describe(fig: Figure) -> dict[str, str]:
     """What a figure shows, in words: its caption and its alt text, read from the figure itself.
 
     The caption is the figure's title (its ``suptitle``, or the title of its one panel, or
-    its panels' titles); the alt text adds, for each panel, what it plots against what, the
-    scales and the names in its legend. :func:`use_style` stores both with every PNG a notebook
-    shows, and the site prints them under the figure and gives them to screen readers.
+    its panels' titles); the alt text adds, for each panel, what it plots against what, its
+    log scales, its bars and the names in its legend. :func:`use_style` stores both with every
+    PNG a notebook shows, and the site prints them under the figure and gives them to screen
+    readers.
 
     Args:
         fig: a drawn figure.
@@ -217,13 +252,21 @@ def describe(fig: Figure) -> dict[str, str]:
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
     titles = [_plain(ax.get_title()) for ax in panels]
     suptitle = _plain(fig._suptitle.get_text()) if fig._suptitle is not None else ""
-    caption = suptitle or "; ".join(t for t in titles if t)
-    caption = caption[:1].upper() + caption[1:]
+    named = [t for t in titles if t]
+    if suptitle or len(named) <= 1:
+        caption = suptitle or "".join(named)
+    elif len(panels) == 2 and len(named) == 2:
+        caption = f"Left: {_sentence(named[0])}. Right: {_sentence(named[1])}"
+    else:
+        caption = "Panels, in order: " + "; ".join(named)
+    caption = _sentence(caption)
     parts = []
     for i, (ax, title) in enumerate(zip(panels, titles)):
         where = f"Panel {i + 1} of {len(panels)}" if len(panels) > 1 else "The figure"
-        named = f' "{title}"' if title and title.lower() != caption.lower() else ""
-        parts.append(f"{where}{named} shows {_panel(ax) or 'an unlabelled plot'}.")
+        quoted = f' "{title}"' if title and title.lower() != caption.lower() else ""
+        parts.append(f"{where}{quoted} shows {_panel(ax)}.")
+    for legend in fig.legends:  # a legend for the whole figure
+        parts.append(f"Legend: {'; '.join(_plain(t.get_text()) for t in legend.get_texts())}.")
     alt = " ".join([f"{caption}." if caption else "", *parts]).strip()
     return {"caption": caption, "alt": alt}
 

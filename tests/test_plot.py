@@ -215,7 +215,7 @@ def test_describe_reads_caption_and_alt_text_from_the_figure(rc_unchanged):
     assert about["caption"] == "Two optimizers"
     alt = about["alt"]
     assert alt.startswith("Two optimizers. Panel 1 of 2")
-    assert "loss against step (loss on a log scale); 2 series: η = 0.1, momentum" in alt
+    assert "loss against step, the vertical axis on a log scale; 2 series: η = 0.1; momentum" in alt
     assert 'Panel 2 of 2 "κ into √κ, 1/2 x²" shows an unlabelled plot' in alt
     assert "$" not in alt and "\\" not in alt
 
@@ -229,6 +229,27 @@ def test_describe_of_one_panel_takes_its_title_as_the_caption(rc_unchanged):
         "caption": "Loss against λ_max",
         "alt": "Loss against λ_max. The figure shows y against x.",
     }
+
+
+def test_describe_names_images_bars_and_untitled_figures(rc_unchanged):
+    fig = Figure()
+    left, right = fig.subplots(1, 2)
+    left.imshow(np.zeros((4, 4)))
+    left.set_title("digit 3")
+    right.bar(["SGD", "Adam"], [0.9, 0.95])
+    right.set(title="final accuracy", ylabel="accuracy")
+    about = P.describe(fig)
+    assert about["caption"] == "Left: Digit 3. Right: Final accuracy"  # no suptitle: the panels' titles
+    assert 'Panel 1 of 2 "digit 3" shows an image.' in about["alt"]
+    assert "a plot with accuracy along its vertical axis; bars for SGD, Adam" in about["alt"]
+    subscripts = Figure().subplots()
+    subscripts.set(
+        xlabel="$w_1$", ylabel=r"$\mu^{t-k}$", title=r"$\frac{1}{2}\left(x^2 + \eta_{\max}\right)$"
+    )
+    assert P.describe(subscripts.figure)["alt"] == "1/2(x² + η_max). The figure shows μ^(t-k) against w₁."
+    subscripts.plot([0, 1], label="plain SGD")
+    subscripts.figure.legend(loc="lower center")
+    assert P.describe(subscripts.figure)["alt"].endswith("Legend: plain SGD.")
 
 
 def test_use_style_stores_the_description_with_each_png():

@@ -127,10 +127,10 @@ LAYOUT_PROBE = r"""
     });
   }
   const uncued = [];
-  for (const pre of article.querySelectorAll(".cell_output pre")) {
-    if (pre.checkVisibility() && pre.scrollWidth > pre.clientWidth + 1
-        && !pre.parentElement.classList.contains("book-scrolls"))
-      uncued.push(`${pre.scrollWidth} px in ${pre.clientWidth}: ${pre.textContent.slice(0, 60)}`);
+  for (const block of article.querySelectorAll(".cell_output pre, table")) {
+    if (block.checkVisibility() && block.scrollWidth > block.clientWidth + 1
+        && !block.parentElement.classList.contains("book-scrolls"))
+      uncued.push(`${block.scrollWidth} px in ${block.clientWidth}: ${block.textContent.slice(0, 60)}`);
   }
   const cutMath = [];
   for (const box of article.querySelectorAll('mjx-container[display="true"]')) {
@@ -395,8 +395,8 @@ def test_figures_are_readable_on_a_phone(browsed):
 
 
 def test_outputs_and_equations_fit_their_column(browsed):
-    """No equation is wider than its column at either width; an output wider than its column
-    (a table) says that it scrolls."""
+    """No equation is wider than its column at either width; a printed output or a table wider
+    than its column says that it scrolls."""
     pages, _ = browsed
     for width in (DESKTOP, PHONE):
         cut = {
