@@ -45,6 +45,7 @@ __all__ = [
     "load_mnist1d",
     "make_scaled_regression",
     "make_noisy_function",
+    "make_moons",  # the moons of make_shifted_moons (chapter 1), and lib.train's test task
     "ShiftedData",
     "make_shifted_moons",
     "BatchLoader",

@@ -26,6 +26,7 @@ from lib import checks
 
 __all__ = [
     "mlp",
+    "HiddenBlock",  # the layer mlp repeats: what a chapter's printed network is made of
     "DigitsCNN",
     "OneNeuron",
     "ParameterCount",

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts.book import CONFIG, ROOT, SETUP_MARKER, book_notebooks, repository, setup_cell_source  # noqa: E402
 
 URL_PATTERN = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+$")
-TEXT_SUFFIXES = {".md", ".yml", ".yaml"}
+TEXT_SUFFIXES = {".md", ".yml", ".yaml", ".cff"}
 
 
 def short_name(url: str) -> str:
