@@ -56,8 +56,9 @@ def rewrite_mentions(old_url: str, new_url: str) -> int:
         path = ROOT / name
         if path.suffix in TEXT_SUFFIXES and path != CONFIG and path.exists():
             text = path.read_text()
-            if old_url in text:
-                path.write_text(text.replace(old_url, new_url))
+            old_name, new_name = short_name(old_url), short_name(new_url)  # as in "the contributors to ..."
+            if old_name in text:
+                path.write_text(text.replace(old_url, new_url).replace(old_name, new_name))
                 changed += 1
     return changed
 
