@@ -35,7 +35,6 @@ __all__ = [
     "monkey_saddle",
     "quadratic",
     "ravine",
-    "rosenbrock",
     "saddle",
     "trajectory",
 ]
@@ -156,44 +155,6 @@ def quadratic(condition_number: float = 10.0) -> Landscape:
         saddles=(),
         box=(-2.0, 2.0, -1.5, 1.5),
         start=(-1.8, 1.0),
-    )
-
-
-def rosenbrock(a: float = 1.0, b: float = 100.0) -> Landscape:
-    r"""Rosenbrock's banana: a curved, flat-bottomed valley.
-
-    .. math::
-
-        f(x, y) = (a - x)^2 + b\,(y - x^2)^2, \qquad \text{minimum } (a, a^2).
-
-    Args:
-        a: position of the minimum along :math:`x`.
-        b: steepness of the valley walls, positive.
-
-    Returns:
-        The landscape.
-
-    Raises:
-        ValueError: if ``b`` is not positive.
-
-    References:
-        H. H. Rosenbrock, "An automatic method for finding the greatest or least value of
-        a function", The Computer Journal, 1960.
-    """
-    checks.number("b", b, 0, low_open=True)
-
-    def function(x: Tensor, y: Tensor) -> Tensor:
-        # f = (a - x)^2 + b (y - x^2)^2
-        return (a - x) ** 2 + b * (y - x**2) ** 2
-
-    return Landscape(
-        name="Rosenbrock",
-        formula=rf"({a:g} - x)^2 + {b:g}\,(y - x^2)^2",
-        function=function,
-        minima=((float(a), float(a) ** 2),),
-        saddles=(),
-        box=(-2.0, 2.0, -1.0, 3.0),
-        start=(-1.5, 2.0),
     )
 
 

@@ -53,7 +53,6 @@ __all__ = [
     "schedules",
     "spectrum",
     "style",
-    "surface",
     "use_style",
 ]
 
@@ -154,10 +153,6 @@ def use_style() -> None:
 
     described.describes = True  # type: ignore[attr-defined]
     png.for_type(Figure, described)
-
-
-# the functions below take an argument named ``style``; this name reaches the context manager
-_apply_style = style
 
 
 # TeX in matplotlib labels, as a screen reader or a caption should read it.
@@ -313,7 +308,7 @@ def contour(
     filled: bool = True,
     show_points: bool = True,
     title: str | None = None,
-    style: Mapping[str, Any] | None = None,
+    rc: Mapping[str, Any] | None = None,
 ) -> Figure | Axes:
     """A contour plot of a landscape with optimizer paths drawn on it.
 
@@ -333,7 +328,7 @@ def contour(
         filled: fill between the contour lines.
         show_points: mark the landscape's minima and saddles.
         title: the title; defaults to the landscape's name and (when short) formula.
-        style: rcParams overriding the book's style.
+        rc: rcParams overriding the book's style.
 
     Returns:
         The new ``Figure``, or ``ax`` when one was given.
@@ -343,7 +338,7 @@ def contour(
     """
     if levels < 2:
         raise ValueError(f"levels must be at least 2, got {levels}")
-    with _apply_style(style):
+    with style(rc):
         fig, axes = _new_axes(ax)
         x, y, z = (_numpy(t) for t in landscape.grid(n))
         values = _contour_levels(z, levels, log_levels)
@@ -381,63 +376,6 @@ def contour(
     return axes if ax is not None else fig
 
 
-def surface(
-    landscape: Landscape,
-    trajectories: Sequence[Trajectory] | Mapping[str, Trajectory] = (),
-    *,
-    ax: Axes | None = None,
-    n: int = 80,
-    elevation: float = 35.0,
-    azimuth: float = -60.0,
-    log_z: bool = False,
-    title: str | None = None,
-    style: Mapping[str, Any] | None = None,
-) -> Figure | Axes:
-    r"""A 3-D surface plot of a landscape, optionally with paths lifted onto it.
-
-    Args:
-        landscape: the surface.
-        trajectories: runs to draw on the surface, as in :func:`contour`.
-        ax: a 3-D axes (``projection="3d"``) to draw on; a new figure is made when None.
-        n: grid points per axis.
-        elevation: viewing elevation in degrees.
-        azimuth: viewing azimuth in degrees.
-        log_z: plot :math:`\log(1 + f - f_{\min})` instead of :math:`f` (for steep surfaces).
-        title: the title; defaults to the landscape's name.
-        style: rcParams overriding the book's style.
-
-    Returns:
-        The new ``Figure``, or ``ax`` when one was given.
-
-    Raises:
-        ValueError: if ``ax`` is not a 3-D axes.
-    """
-    if ax is not None and getattr(ax, "name", "") != "3d":
-        raise ValueError("ax must be a 3-D axes, made with projection='3d'")
-    with _apply_style(style):
-        fig, axes = _new_axes(ax, projection="3d")
-        x, y, z = (_numpy(t) for t in landscape.grid(n))
-        z_min = float(z.min())
-
-        def lift(values: np.ndarray) -> np.ndarray:
-            return np.log1p(values - z_min) if log_z else values
-
-        axes.plot_surface(x, y, lift(z), cmap="viridis", linewidth=0, antialiased=True, alpha=0.85)
-        for label, run in _as_runs(trajectories):
-            path, losses = _numpy(run.path), _numpy(run.losses)
-            axes.plot(
-                path[:, 0], path[:, 1], lift(losses), "-", marker=".", markersize=3, label=label, zorder=10
-            )
-        axes.view_init(elev=elevation, azim=azimuth)
-        axes.set_xlabel("$x$")
-        axes.set_ylabel("$y$")
-        axes.set_zlabel(r"$\log(1 + f - f_{\min})$" if log_z else "$f(x, y)$")
-        axes.set_title(title if title is not None else landscape.name)
-        if axes.get_legend_handles_labels()[1]:
-            axes.legend(loc="upper right")
-    return axes if ax is not None else fig
-
-
 def _history_arrays(label: str, history: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """(losses, elapsed seconds or None) from a history object or a plain sequence of losses."""
     if hasattr(history, "step_loss"):
@@ -467,7 +405,7 @@ def loss_curves(
     log: bool = True,
     smooth: int = 1,
     title: str | None = None,
-    style: Mapping[str, Any] | None = None,
+    rc: Mapping[str, Any] | None = None,
 ) -> Figure | Axes:
     r"""Training loss against step, against wall-clock time, or both side by side.
 
@@ -490,7 +428,7 @@ def loss_curves(
         log: logarithmic loss axis (only used when every loss is positive).
         smooth: window of the running mean, 1 for none.
         title: the figure title.
-        style: rcParams overriding the book's style.
+        rc: rcParams overriding the book's style.
 
     Returns:
         The new ``Figure``, or ``ax`` when one was given.
@@ -512,7 +450,7 @@ def loss_curves(
         untimed = [label for label, (_, times) in curves.items() if times is None]
         if untimed:
             raise ValueError(f"histories {untimed} have no step_time: draw them with against='step'")
-    with _apply_style(style):
+    with style(rc):
         if ax is not None:
             fig, panels = ax.figure, [ax]
         else:
@@ -555,7 +493,7 @@ def schedules(
     ax: Axes | None = None,
     log: bool = False,
     title: str | None = None,
-    style: Mapping[str, Any] | None = None,
+    rc: Mapping[str, Any] | None = None,
 ) -> Figure | Axes:
     """Learning-rate schedules against the step: one curve ``t -> lr(t)`` per schedule.
 
@@ -566,7 +504,7 @@ def schedules(
         ax: axes to draw on; a new figure is made when None.
         log: logarithmic learning-rate axis.
         title: the title.
-        style: rcParams overriding the book's style.
+        rc: rcParams overriding the book's style.
 
     Returns:
         The new ``Figure``, or ``ax`` when one was given.
@@ -577,7 +515,7 @@ def schedules(
     checks.integer("steps", steps, 1)
     if len(schedules) == 0:
         raise ValueError("schedules must hold at least one label -> schedule")
-    with _apply_style(style):
+    with style(rc):
         fig, axes = _new_axes(ax)
         t = np.arange(steps)
         for label, schedule in schedules.items():
@@ -602,7 +540,7 @@ def spectrum(
     sigma: float | None = None,
     log_density: bool = False,
     title: str | None = None,
-    style: Mapping[str, Any] | None = None,
+    rc: Mapping[str, Any] | None = None,
 ) -> Figure | Axes:
     """A Hessian spectrum: a histogram of eigenvalues, or a smoothed density curve.
 
@@ -620,7 +558,7 @@ def spectrum(
             :meth:`lib.hessian.SpectralDensity.smooth`.
         log_density: logarithmic density axis (the bulk near zero dwarfs the outliers).
         title: the title.
-        style: rcParams overriding the book's style.
+        rc: rcParams overriding the book's style.
 
     Returns:
         The new ``Figure``, or ``ax`` when one was given.
@@ -630,7 +568,7 @@ def spectrum(
     """
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
-    with _apply_style(style):
+    with style(rc):
         fig, axes = _new_axes(ax)
         if hasattr(eigenvalues, "nodes") and hasattr(eigenvalues, "smooth"):
             nodes = eigenvalues.nodes
@@ -771,7 +709,7 @@ def race(
     fps: int = 10,
     figsize: tuple[float, float] = (8.0, 5.5),
     title: str | None = None,
-    style: Mapping[str, Any] | None = None,
+    rc: Mapping[str, Any] | None = None,
 ) -> AnimationHTML:
     """An animation of optimizers racing on a landscape, as self-contained HTML.
 
@@ -792,7 +730,7 @@ def race(
         figsize: size of the drawing in inches (its aspect ratio and the size of its text
             relative to the page; it is shown at the width of the text column).
         title: the title; defaults to the landscape's name.
-        style: rcParams overriding the book's style.
+        rc: rcParams overriding the book's style.
 
     Returns:
         An :class:`AnimationHTML`: it renders as the animation when it is the last
@@ -811,7 +749,7 @@ def race(
     # the step shown in each frame, from the start to the end of the longest run
     shown = np.unique(np.linspace(0, longest - 1, frames).round().astype(int))
     overrides = {"svg.fonttype": "path", "svg.hashsalt": "lib.plot.race", "savefig.bbox": None}
-    with _apply_style({**dict(style or {}), **overrides}):
+    with style({**dict(rc or {}), **overrides}):
         # 72 dpi: one display unit is one SVG unit (a point), so paths map onto the drawing
         fig = Figure(figsize=figsize, dpi=72, layout="constrained")
         axes = fig.add_subplot()

@@ -10,7 +10,6 @@ from lib import landscapes as L
 
 ALL = [
     L.quadratic(),
-    L.rosenbrock(),
     L.himmelblau(),
     L.saddle(),
     L.monkey_saddle(),
@@ -45,14 +44,6 @@ def test_grad_matches_torch_func_and_plots_box_contains_points(landscape):
     assert landscape.formula and "$" not in landscape.formula
 
 
-def test_rosenbrock_gradient_matches_hand_derivation():
-    f = L.rosenbrock(a=1.0, b=100.0)
-    x, y = 0.3, -0.7
-    # df/dx = -2(a - x) - 4 b x (y - x^2),  df/dy = 2 b (y - x^2)
-    expected = torch.tensor([-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)], dtype=torch.float64)
-    torch.testing.assert_close(f.grad(torch.tensor([x, y], dtype=torch.float64)), expected)
-
-
 @pytest.mark.parametrize("landscape", ALL, ids=lambda f: f.name)
 def test_critical_points_are_what_they_claim(landscape):
     for point in (*landscape.minima, *landscape.saddles):
@@ -67,7 +58,7 @@ def test_critical_points_are_what_they_claim(landscape):
 
 
 def test_minimum_values():
-    for f in (L.rosenbrock(), L.himmelblau(), L.quadratic(), L.ravine()):
+    for f in (L.himmelblau(), L.quadratic(), L.ravine()):
         assert abs(f.global_minimum) < 1e-9, f.name
     for point in L.himmelblau().minima:
         assert L.himmelblau()(torch.tensor(point, dtype=torch.float64)) < 1e-9
@@ -107,9 +98,11 @@ def test_gradient_descent_converges_on_quadratic():
     torch.testing.assert_close(run.losses, L.quadratic(kappa)(run.path))
 
 
-def test_adam_reaches_the_rosenbrock_minimum():
-    run = L.trajectory(L.rosenbrock(), torch.optim.Adam, {"lr": 0.05}, steps=2000)
-    torch.testing.assert_close(run.path[-1], torch.tensor([1.0, 1.0], dtype=torch.float64), atol=1e-3, rtol=0)
+def test_adam_reaches_a_himmelblau_minimum():
+    surface = L.himmelblau()
+    run = L.trajectory(surface, torch.optim.Adam, {"lr": 0.05}, steps=2000)
+    distances = [(run.path[-1] - torch.tensor(m, dtype=torch.float64)).norm() for m in surface.minima]
+    assert min(distances) < 1e-3, run.path[-1]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
