@@ -16,10 +16,23 @@
     });
   }
 
+  // The box that shows a block's cue: its parent, or a new one around it when it has siblings.
+  function cueBox(el) {
+    var parent = el.parentElement;
+    if (parent.children.length === 1 || parent.classList.contains("book-scroll-box")) return parent;
+    var box = document.createElement("div");
+    box.className = "book-scroll-box";
+    parent.insertBefore(box, el);
+    box.appendChild(el);
+    return box;
+  }
+
   function markScrolling() {
     var wide = ".bd-article .cell_output pre, .bd-article mjx-container[display=\"true\"], .bd-article table";
     document.querySelectorAll(wide).forEach(function (el) {
-      el.parentElement.classList.toggle("book-scrolls", el.scrollWidth > el.clientWidth + 1);
+      var scrolls = el.scrollWidth > el.clientWidth + 1;
+      if (scrolls) cueBox(el).classList.add("book-scrolls");
+      else el.parentElement.classList.remove("book-scrolls");
     });
   }
 

@@ -67,6 +67,9 @@ def test_lib_lists_its_submodules():
 #: (torch/optim/{sgd,adam,adamw,radam,nadam,rmsprop,adagrad,adadelta}.py, _multi_tensor_*) or
 #: by its clip_grad_norm_(foreach=True) (_foreach_norm), and 2.1 is the floor pyproject.toml
 #: declares. Others (_foreach_pow with a tensor exponent, _foreach_copy_, ...) came later.
+#: Checked against the torch 2.1.0 wheel's torch/_C/_VariableFunctions.pyi: each name is there,
+#: with an overload for every kind of argument lib passes it (a scalar, a list of scalars,
+#: tensor lists, alpha= and value=).
 FOREACH_ALLOWED = {
     "_foreach_add",
     "_foreach_add_",

@@ -104,9 +104,14 @@ PHONE_PROBE = r"""
 """.replace("SEARCH_BOXES", SEARCH_BOXES)
 
 
+# Whether a reader sees an element: laid out, and not made invisible or transparent (a closed
+# solution's content is visibility: hidden and opacity 0, still laid out).
+SHOWN_JS = "(el => el.checkVisibility({visibilityProperty: true, opacityProperty: true}))"
+
 # What a reader sees of the figures, outputs, equations and code, at either width.
 LAYOUT_PROBE = r"""
 (() => {
+  const shown = SHOWN;
   const article = document.querySelector("article") || document.body;
   const figures = [];
   for (const img of article.querySelectorAll(".cell_output img")) {
@@ -114,38 +119,38 @@ LAYOUT_PROBE = r"""
     const caption = figure ? figure.querySelector("figcaption") : null;
     const cue = caption ? caption.querySelector(".book-enlarge-cue") : null;
     const link = img.closest("a");
-    const shown = img.checkVisibility() && img.clientWidth > 0;
+    const visible = shown(img) && img.clientWidth > 0;
     figures.push({
-      src: (img.currentSrc || img.src).split("/").pop().slice(0, 12), shown, alt: img.alt,
+      src: (img.currentSrc || img.src).split("/").pop().slice(0, 12), shown: visible, alt: img.alt,
       caption: caption ? caption.textContent.replace(/#\s*$/, "").trim() : "",
       // the rendered width/height over the image's own: 1 when the shape is kept
-      ratio: shown ? (img.clientWidth / img.clientHeight) / (img.naturalWidth / img.naturalHeight) : 1,
+      ratio: visible ? (img.clientWidth / img.clientHeight) / (img.naturalWidth / img.naturalHeight) : 1,
       // CSS px per px of the figure as drawn (stored at 2x): its lettering scales by this
-      scale: shown ? img.clientWidth / (img.naturalWidth / 2) : 1,
-      cue: !!cue && cue.checkVisibility(),
+      scale: visible ? img.clientWidth / (img.naturalWidth / 2) : 1,
+      cue: !!cue && shown(cue),
       linked: !!link && link.href.split("/").pop() === (img.currentSrc || img.src).split("/").pop(),
     });
   }
   const uncued = [];
   for (const block of article.querySelectorAll(".cell_output pre, table")) {
-    if (block.checkVisibility() && block.scrollWidth > block.clientWidth + 1
+    if (shown(block) && block.scrollWidth > block.clientWidth + 1
         && !block.parentElement.classList.contains("book-scrolls"))
       uncued.push(`${block.scrollWidth} px in ${block.clientWidth}: ${block.textContent.slice(0, 60)}`);
   }
   const cutMath = [];
   for (const box of article.querySelectorAll('mjx-container[display="true"]')) {
-    if (box.checkVisibility() && box.scrollWidth > box.clientWidth + 1)
+    if (shown(box) && box.scrollWidth > box.clientWidth + 1)
       cutMath.push(`${box.scrollWidth} px in ${box.clientWidth}: ${box.textContent.slice(0, 60)}`);
   }
   const longCode = [];
   for (const input of article.querySelectorAll(".cell_input pre")) {
     const lines = input.textContent.replace(/\n$/, "").split("\n").length;
-    if (input.checkVisibility() && lines > LONG_CELL_LINES)
+    if (shown(input) && lines > LONG_CELL_LINES)
       longCode.push(`${lines} lines: ${input.textContent.slice(0, 60)}`);
   }
   return {figures, uncued, cutMath, longCode};
 })()
-""".replace("LONG_CELL_LINES", str(LONG_CELL_LINES))
+""".replace("LONG_CELL_LINES", str(LONG_CELL_LINES)).replace("SHOWN", SHOWN_JS)
 
 # The book's own Chinese font, asked for the page's Chinese characters: the faces that load.
 BUNDLED_FONT_PROBE = r"""
@@ -159,23 +164,24 @@ BUNDLED_FONT_PROBE = r"""
 # Each solution: hidden at first; one click on its toggle shows its text, code and output.
 SOLUTIONS_PROBE = r"""
 (async () => {
+  const shown = SHOWN;
   const found = [];
   for (const box of document.querySelectorAll(".admonition.dropdown")) {
     const title = box.querySelector(".admonition-title");
     if (!title || !/^\s*Solution/i.test(title.textContent)) continue;
     const parts = [...box.querySelectorAll(".cell_input, .cell_output")];
-    const before = parts.filter(p => p.checkVisibility()).length;
+    const before = parts.filter(shown).length;
     const button = box.querySelector("button.toggle-button") || title;
     button.click();
     await new Promise(r => setTimeout(r, 400));
-    const after = parts.filter(p => p.checkVisibility()).length;
+    const after = parts.filter(shown).length;
     const toggles = box.querySelectorAll("details").length;
     button.click();
     found.push({name: title.textContent.trim(), cells: parts.length, before, after, toggles});
   }
   return found;
 })()
-"""
+""".replace("SHOWN", SHOWN_JS)
 
 
 # The search page's result snippets, once they have been built (Sphinx fetches each result).
