@@ -32,7 +32,6 @@ from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 LONG_CELL_LINES = 35
-FIGURE_META = "book_figures"  # env attribute: docname -> {png sha256: {"caption", "alt"}}
 
 
 def figure_descriptions(notebook: Path) -> dict[str, dict]:
@@ -56,12 +55,13 @@ def chapter_number(docname: str) -> str:
 
 
 def cell_label(source: str) -> str:
-    """What a folded code cell holds, in a few words: 'defines f and g, draws a figure, 3 checks'."""
+    """What a folded code cell holds: '42 lines: defines f, g, draws the figure, 3 checks'."""
     try:
         source = re.sub(r"(?m)^\s*[%!].*$", "", source)  # IPython magics
         tree = ast.parse(source)
     except SyntaxError:
-        return f"{source.count(chr(10)) + 1} lines of code"
+        lines = source.count("\n") + 1
+        return f"{lines} line{'s' * (lines != 1)} of code"
     defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     checks = sum(isinstance(n, ast.Assert) for n in ast.walk(tree))
     parts = []

@@ -3,8 +3,8 @@
 The theme ships every page with more than it needs. Here:
 
 - **Icons.** The theme's Font Awesome script (1.5 MB) draws icons the theme's own CSS
-  already draws from its icon fonts; it is left out, and after the build the icon fonts are
-  cut down to the glyphs the pages use (a few kB instead of 300).
+  already draws from its icon fonts; it is left out, and after the build the icon fonts and
+  the CSS's icon rules are cut down to the icons the pages use (fonts of a few kB, not 300).
 - **Math.** MathJax loads only on pages that have math (Sphinx counts a page that lists
   others in its table of contents as having their math; the front page has none).
 - **Search.** The search index and tools load on the search page only; the search box of
@@ -14,7 +14,7 @@ The theme ships every page with more than it needs. Here:
   them.
 - **Images** load lazily, as the reader scrolls to them.
 - **A description** for search engines and link previews (``description``, OpenGraph),
-  from the page's first paragraph.
+  from the page's first paragraph; one viewport tag, not two.
 """
 
 from __future__ import annotations
