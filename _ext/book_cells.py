@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 
 from docutils import nodes
+from IPython.core.inputtransformer2 import TransformerManager
 from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
@@ -56,11 +57,11 @@ def chapter_number(docname: str) -> str:
 
 def cell_label(source: str) -> str:
     """What a folded code cell holds: '42 lines: defines f, g, draws the figure, 3 checks'."""
+    lines = source.count("\n") + 1
     try:
-        source = re.sub(r"(?m)^\s*[%!].*$", "", source)  # IPython magics
+        source = TransformerManager().transform_cell(source)  # IPython magics, as IPython reads them
         tree = ast.parse(source)
     except SyntaxError:
-        lines = source.count("\n") + 1
         return f"{lines} line{'s' * (lines != 1)} of code"
     defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     checks = sum(isinstance(n, ast.Assert) for n in ast.walk(tree))
@@ -77,7 +78,6 @@ def cell_label(source: str) -> str:
         parts.append("draws the figure")
     if checks:
         parts.append(f"{checks} check{'s' * (checks != 1)}")
-    lines = source.count("\n") + 1
     return f"{lines} lines: " + (", ".join(parts) if parts else "the experiment's code")
 
 

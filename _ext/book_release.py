@@ -44,8 +44,8 @@ except ModuleNotFoundError:  # Python 3.10: Sphinx depends on tomli there
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts.book import EXECUTION_KEY, PLATFORM_KEY, ROOT, pip_install_target, setup_cell_source, toc_files
 from scripts.levels import RUN_RECORD
+from scripts.pdf import PDF_NAME
 
-PDF_NAME = "why-training-fails.pdf"  # as scripts/pdf.py writes it
 DOWNLOAD_BUILDERS = ("html", "dirhtml")  # the site: the files sit next to its pages
 
 
@@ -69,14 +69,23 @@ def citation(root: Path = ROOT) -> dict:
     return yaml.safe_load((root / "CITATION.cff").read_text())
 
 
+def cite_parts(root: Path = ROOT) -> dict[str, str]:
+    """What a citation of the book names: authors (as a sentence starts), year, title, version, URL."""
+    cff = citation(root)
+    who = ", ".join(a.get("name") or f"{a['given-names']} {a['family-names']}" for a in cff["authors"])
+    return {
+        "authors": who[:1].upper() + who[1:],
+        "year": str(cff["date-released"])[:4],
+        "title": cff["title"],
+        "version": book_version(root),
+        "url": cff["url"],
+    }
+
+
 def cite_text(root: Path = ROOT) -> str:
     """One sentence to cite the book by: authors (year). Title, version. URL."""
-    cff = citation(root)
-    who = [a.get("name") or f"{a['given-names']} {a['family-names']}" for a in cff["authors"]]
-    authors = ", ".join(who)
-    year = str(cff["date-released"])[:4]
-    version = book_version(root)
-    return f"{authors[0].upper()}{authors[1:]} ({year}). {cff['title']}, version {version}. {cff['url']}"
+    c = cite_parts(root)
+    return f"{c['authors']} ({c['year']}). {c['title']}, version {c['version']}. {c['url']}"
 
 
 def toc_notebooks(root: Path = ROOT) -> list[Path]:
@@ -205,16 +214,18 @@ def _link(text: str, uri: str) -> nodes.reference:
 
 
 def _cite(app: Sphinx, docname: str) -> list[nodes.Node]:
-    cff = citation()
-    authors, rest = cite_text().split(f" {cff['title']}, ", 1)
-    version, url = rest.rsplit(" ", 1)
+    cff, c = citation(), cite_parts()
     para = nodes.paragraph(ids=["cite-this-book"])
     para += [
         nodes.strong(text="Cite this book: "),
-        nodes.Text(authors + " "),
-        nodes.emphasis(text=cff["title"]),
+        nodes.Text(f"{c['authors']} ({c['year']}). "),
+        nodes.emphasis(text=c["title"]),
     ]
-    para += [nodes.Text(f", {version} "), _link(url, url), nodes.Text(". The same in ")]
+    para += [
+        nodes.Text(f", version {c['version']}. "),
+        _link(c["url"], c["url"]),
+        nodes.Text(". The same in "),
+    ]
     para += [_link("CITATION.cff", f"{cff['repository-code']}/blob/main/CITATION.cff"), nodes.Text(".")]
     return [para]
 
@@ -336,16 +347,6 @@ def _copy_pdf(app: Sphinx, exception: Exception | None) -> None:
         (Path(app.outdir) / PDF_NAME).write_bytes(pdf.read_bytes())
 
 
-def _single_page_has_all_math(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
-    """``singlehtml`` (the PDF's page): the one page holds every page's math, so it loads MathJax.
-
-    Runs before the extensions that load MathJax only on pages with math (``book_weight``).
-    """
-    if app.builder.name == "singlehtml" and pagename == app.config.root_doc:
-        equations = app.env.get_domain("math").data["has_equations"]
-        equations[pagename] = any(equations.values())
-
-
 def _version_in_footer(app: Sphinx, config) -> None:
     version = book_version()
     config.version = config.release = version
@@ -369,5 +370,4 @@ def setup(app: Sphinx) -> dict:
     app.connect("doctree-read", _resolve_when_read)
     app.connect("doctree-resolved", _resolve)
     app.connect("build-finished", _copy_pdf)
-    app.connect("html-page-context", _single_page_has_all_math, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -47,8 +47,12 @@ def _add_template_filter(app: Sphinx) -> None:
 
 
 def _has_math(app: Sphinx, pagename: str) -> bool:
-    """Math on the page itself, not on the pages its table of contents lists."""
-    return bool(app.env.get_domain("math").data["has_equations"].get(pagename))
+    """Math on the page itself, not on the pages its table of contents lists; the one page of a
+    ``singlehtml`` build (the PDF's) holds every page, so it has math if any page does."""
+    equations = app.env.get_domain("math").data["has_equations"]
+    if app.builder.name == "singlehtml":
+        return any(equations.values())
+    return bool(equations.get(pagename))
 
 
 def _first_paragraph(doctree) -> str:

@@ -57,7 +57,7 @@ PRINT_CSS = """
 }
 """
 
-# Before printing: apply PRINT_CSS, open every fold, load every image now (lazy ones too).
+# Before printing: apply PRINT_CSS and open every fold (SETTLED then loads the lazy images).
 PREPARE = """
 (async () => {
   const style = document.createElement("style");
@@ -68,7 +68,6 @@ PREPARE = """
   for (const fold of document.querySelectorAll("details")) fold.open = true;
   for (const el of document.querySelectorAll(".toggle-hidden, .toggle-details .toggle-hidden"))
     el.classList.remove("toggle-hidden");
-  for (const img of document.images) img.loading = "eager";
   return true;
 })()
 """.replace("PRINT_CSS", repr(PRINT_CSS))

@@ -9,6 +9,7 @@ Skipped with a reason when Chromium is not installed; CI installs it.
 """
 
 import functools
+import gzip
 import importlib
 import re
 import subprocess
@@ -441,8 +442,6 @@ def test_images_load_lazily(site, browsed):
 
 def page_weight(site: Path, requested: list[str]) -> dict[str, int]:
     """Bytes a page loads apart from images: raw, gzipped, and MathJax's raw share."""
-    import gzip
-
     weight = {"raw": 0, "gzip": 0, "mathjax": 0}
     for path in {unquote(urlsplit(url).path) for url in requested if urlsplit(url).hostname == "127.0.0.1"}:
         file = site / path.lstrip("/")
