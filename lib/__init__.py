@@ -13,6 +13,9 @@ The two calls every notebook makes in its setup cell::
     import lib
     lib.seed(0)               # python, numpy and torch generators
     device = lib.get_device()  # CUDA, then Apple MPS, then CPU; LIB_DEVICE overrides
+
+and the three that carry a measurement into the prose: ``lib.glue`` (a number the text
+quotes), ``lib.spread`` (a range over seeds) and ``lib.table`` (a printed comparison).
 """
 
 import importlib
@@ -24,7 +27,7 @@ from lib.numerics import pin_portable_kernels
 pin_portable_kernels()  # before lib.device imports torch and numpy
 
 from lib.device import get_device, seed  # noqa: E402
-from lib.notebook import glue  # noqa: E402
+from lib.notebook import glue, spread, table  # noqa: E402
 
 if TYPE_CHECKING:  # type checkers and IDEs see the submodules; at run time they load on first use
     from lib import (  # noqa: F401
@@ -68,7 +71,7 @@ SUBMODULES = (
     "train",
 )
 
-__all__ = ["__version__", "get_device", "glue", "seed", *SUBMODULES]
+__all__ = ["__version__", "get_device", "glue", "seed", "spread", "table", *SUBMODULES]
 
 
 def __getattr__(name: str) -> ModuleType:
