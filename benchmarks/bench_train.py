@@ -65,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per timed run (default: 3)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each loop (default: 7)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs of each loop (default: 15)")
     parser.add_argument("--batch-size", type=int, default=64, help="samples per step (default: 64)")
     parser.add_argument("--width", type=int, default=128, help="hidden units per layer (default: 128)")
     parser.add_argument(

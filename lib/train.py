@@ -614,9 +614,9 @@ class _StepRecorder:
             self.shares.append(batch_size)
         else:
             self.epoch_sizes.append(batch_size)
-        if predicted is not None:
-            self.predicted.append(predicted.reshape(-1))
-            self.labels.append(y.reshape(-1))
+        if predicted is not None:  # kept in the labels' shape: the batches are joined along dim 0
+            self.predicted.append(predicted)
+            self.labels.append(y)
 
     def __len__(self) -> int:
         return len(self.losses)
