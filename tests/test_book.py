@@ -133,11 +133,14 @@ REPRODUCING = [p for p in CHAPTERS if p.stem != "10_putting_it_together"]
 
 
 def reproduced_section(path):
-    """The markdown of the chapter's `## Reproduced: ...` section, up to the next `## ` heading."""
+    """The markdown of the chapter's `## Reproduced: ...` section (a `###` one inside "Going
+    further"), up to the next heading of its level or above."""
     text = "\n\n".join(c.source for c in read(path).cells if c.cell_type == "markdown")
-    found = re.search(r"^## Reproduced: .*?(?=^## |\Z)", text, flags=re.M | re.S)
+    found = re.search(r"^(#{2,3}) Reproduced: ", text, flags=re.M)
     assert found, f"{path.name}: no '## Reproduced: <finding>' section"
-    return found.group(0)
+    level = len(found.group(1))
+    end = re.compile(rf"^#{{1,{level}}} ", flags=re.M).search(text, found.end())
+    return text[found.start() : end.start() if end else len(text)]
 
 
 @pytest.mark.parametrize("path", REPRODUCING, ids=lambda p: p.name)
