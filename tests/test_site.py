@@ -209,6 +209,31 @@ class Page:
     bundled_font: list = field(default_factory=list)  # BUNDLED_FONT_PROBE, on the glossary
     solutions: list = field(default_factory=list)
     snippets: list = field(default_factory=list)
+    explorables: dict = field(default_factory=dict)  # EXPLORE_PROBE at each width
+    errors: list = field(default_factory=list)  # uncaught script errors
+
+
+# Each explorable: ready, its first setting as shown, then every slider moved to its end
+# with an input event (what a drag or an arrow key fires), and what the page shows then,
+# beside the setting's data; its controls' labels and focus, its width against its column.
+EXPLORE_PROBE = r"""
+[...document.querySelectorAll('.book-explore')].map(root => {
+  const data = JSON.parse(root.querySelector('.book-explore-data').textContent);
+  const sliders = [...root.querySelectorAll('.book-explore-control input')];
+  const line = i => document.getElementById(root.id + '-line-' + i).querySelector('path');
+  const lines = data.paths[0].map((_, i) => line(i));
+  const read = () => ({setting: Number(root.dataset.setting),
+    text: root.querySelector('p.book-explore-text').textContent, paths: lines.map(l => l.getAttribute('d'))});
+  const first = read();
+  sliders.forEach(s => { s.value = s.max; s.dispatchEvent(new Event('input')); });
+  const last = read();
+  sliders.forEach(s => { s.value = 0; s.dispatchEvent(new Event('input')); });
+  return {ready: root.dataset.ready === '1', first, last, texts: data.texts, paths: data.paths,
+    labelled: sliders.every(s => s.labels.length === 1 && s.getAttribute('aria-label')),
+    focusable: sliders.every(s => s.tabIndex >= 0 && !s.disabled),
+    width: root.getBoundingClientRect().width, column: root.parentElement.getBoundingClientRect().width};
+})
+"""
 
 
 @pytest.fixture(scope="module")
@@ -251,8 +276,10 @@ def browsed(site, tmp_path_factory):
         for name in names:
             url = f"http://127.0.0.1:{server.server_port}/{name}"
             page = Page()
+            since = len(browser.events)
             page.requested = browser.open(session, url, DESKTOP)
             page.desktop = browser.evaluate(session, DESKTOP_PROBE)
+            page.explorables[DESKTOP] = browser.evaluate(session, EXPLORE_PROBE)
             page.dom = page.desktop.pop("dom")
             page.layout[DESKTOP] = browser.evaluate(session, LAYOUT_PROBE)
             page.solutions = browser.evaluate(session, SOLUTIONS_PROBE)
@@ -261,6 +288,14 @@ def browsed(site, tmp_path_factory):
             page.requested += browser.open(session, url, PHONE)
             page.phone = browser.evaluate(session, PHONE_PROBE)
             page.layout[PHONE] = browser.evaluate(session, LAYOUT_PROBE)
+            page.explorables[PHONE] = browser.evaluate(session, EXPLORE_PROBE)
+            page.errors = [
+                e["params"]["exceptionDetails"].get("text", "")
+                + " "
+                + str(e["params"]["exceptionDetails"].get("exception", {}).get("description", ""))
+                for e in browser.events[since:]
+                if e["method"] == "Runtime.exceptionThrown" and e.get("sessionId") == session
+            ]
             pages[name] = page
         for word in SEARCHED:
             browser.open(session, f"http://127.0.0.1:{server.server_port}/search.html?q={word}", DESKTOP)
@@ -453,6 +488,53 @@ def page_weight(site: Path, requested: list[str]) -> dict[str, int]:
         if "/mathjax/" in path:
             weight["mathjax"] += len(data)
     return weight
+
+
+def test_no_page_throws_a_script_error(browsed):
+    pages, _ = browsed
+    errors = {name: page.errors for name, page in pages.items() if page.errors}
+    assert errors == {}, errors
+
+
+def test_explorables_load_and_their_controls_move_them(browsed):
+    """At both widths every explorable runs, its sliders are labelled and focusable, it fits
+    its column, and moving every slider to its end shows that setting's paths and sentence."""
+    pages, _ = browsed
+    found = 0
+    for name, page in pages.items():
+        for width, explorables in page.explorables.items():
+            for k, shown in enumerate(explorables):
+                where = f"{name} at {width} px, explorable {k}"
+                assert shown["ready"] and shown["labelled"] and shown["focusable"], where
+                assert shown["width"] <= shown["column"] + 1, (where, shown["width"], shown["column"])
+                assert shown["first"] == {
+                    "setting": 0,
+                    "text": shown["texts"][0],
+                    "paths": shown["paths"][0],
+                }, where
+                last = len(shown["texts"]) - 1
+                assert shown["last"] == {
+                    "setting": last,
+                    "text": shown["texts"][-1],
+                    "paths": shown["paths"][-1],
+                }, where
+                assert shown["last"]["paths"] != shown["first"]["paths"], where  # the figure moved
+                found += 1
+    assert found >= 2  # chapter 0's bowl, at both widths
+
+
+def test_an_explorable_shows_what_lib_computes(browsed):
+    """Chapter 0's bowl: the losses the page states at the first and last rates are those of
+    lib.optim.SGD on lib.landscapes.quadratic, run here."""
+    import lib
+
+    pages, _ = browsed
+    (bowl,) = pages["chapters/00_three_steps.html"].explorables[DESKTOP]
+    landscape = lib.landscapes.quadratic(condition_number=4.0)
+    for state, lr in ((bowl["first"], 0.05), (bowl["last"], 0.6)):
+        run = lib.landscapes.trajectory(landscape, lib.optim.SGD, {"lr": lr}, steps=40, max_value=1e15)
+        stated = re.search(r"([-\d.e+]+) after 40 steps", state["text"]).group(1)
+        assert stated == f"{run.losses[-1].item():.3g}" and f"η = {lr:g} " in state["text"], state["text"]
 
 
 def test_pages_stay_within_their_weight_budget(site, browsed):
