@@ -34,7 +34,6 @@ import html
 import io
 import itertools
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -179,12 +178,7 @@ def explorable(
             setting: [_svg_path(drawn[line.panel], fig, *results[setting][line.key]) for line in lines]
             for setting in grid
         }
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]  # drop the XML prolog: the SVG sits inside HTML
-    svg = re.sub(
-        r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', r'<svg class="book-explore-plot" \1', svg, count=1
-    )
-    svg = re.sub(r"(?s)\s*<metadata>.*?</metadata>", "", svg)
+    svg = plot._svg_for_html(buffer.getvalue(), "book-explore-plot")
     data = {
         "paths": [paths[setting] for setting in grid],
         "texts": [texts[setting] for setting in grid],

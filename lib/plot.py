@@ -697,6 +697,14 @@ _RACE_JS = """\
 """
 
 
+def _svg_for_html(svg: str, css_class: str) -> str:
+    """matplotlib's SVG document as an element inside HTML: no XML prolog and no metadata,
+    and no fixed size, so it scales to its box (CSS gives ``css_class`` its width)."""
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', rf'<svg class="{css_class}" \1', svg, count=1)
+    return re.sub(r"(?s)\s*<metadata>.*?</metadata>", "", svg)
+
+
 def _icon(name: str) -> str:
     return f'<svg viewBox="0 0 16 16" aria-hidden="true" focusable="false">{_ICONS[name]}</svg>'
 
@@ -783,11 +791,7 @@ def race(
             points[:, 1] = height - points[:, 1]
             paths.append(np.clip(points, -1e4, 1e4).round(1))
         box = axes.get_window_extent()
-    svg = svg[svg.index("<svg") :]  # drop the XML prolog: the SVG sits inside HTML
-    svg = re.sub(
-        r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', r'<svg class="book-race-plot" \1', svg, count=1
-    )
-    svg = re.sub(r"(?s)\s*<metadata>.*?</metadata>", "", svg)
+    svg = _svg_for_html(svg, "book-race-plot")
     data = {
         "runs": [[float(v) for v in path.reshape(-1)] for path in paths],
         "shown": [int(s) for s in shown],
