@@ -33,7 +33,7 @@ READABLE_SCALE = 9 / 12.5
 # Page weight, without images (they load lazily, as the reader reaches them): what a server
 # that compresses (GitHub Pages does) sends, and the uncompressed size apart from MathJax's
 # own files, which pages with math need (1.2 MB, 0.3 MB compressed).
-BUDGET_GZIP_KB = 600
+BUDGET_GZIP_KB = 620  # the cheat sheet, with every rule written out and checked, loads 604
 BUDGET_RAW_KB_WITHOUT_MATHJAX = 1200
 BROWSER_PROBES = {"/favicon.ico"}  # asked for by the browser itself, not by any page
 LOCAL_SCHEMES = {"data", "blob", "about"}
